@@ -1,0 +1,58 @@
+"""hards-h5: the HARDS campaign-data API on one HDF5 file.
+
+>>> from hards_h5 import H5Database
+>>> db = H5Database.create_database("campaign.h5")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset
+from hards_h5.errors import (
+    AlreadyExistsError,
+    CorruptFileError,
+    DatabaseClosedError,
+    DatabaseExistsError,
+    DatabaseLockedError,
+    DoesNotExistError,
+    FileIntegrityError,
+    FormatVersionError,
+    HARDSError,
+    InvalidDataError,
+    InvalidNameError,
+    LiveModeError,
+    NameValidationError,
+    NodeNotFoundError,
+    NotAHardsFileError,
+    ReadOnlyError,
+    RecoveryNeededError,
+    SourceFileError,
+    StoreFileNotFoundError,
+)
+
+__all__ = [
+    "AlreadyExistsError",
+    "CorruptFileError",
+    "DatabaseClosedError",
+    "DatabaseExistsError",
+    "DatabaseLockedError",
+    "DoesNotExistError",
+    "FileIntegrityError",
+    "FormatVersionError",
+    "H5Database",
+    "H5Datapoint",
+    "H5Dataset",
+    "HARDSError",
+    "InvalidDataError",
+    "InvalidNameError",
+    "LiveModeError",
+    "NameValidationError",
+    "NodeNotFoundError",
+    "NotAHardsFileError",
+    "ReadOnlyError",
+    "RecoveryNeededError",
+    "SourceFileError",
+    "StoreFileNotFoundError",
+    "__version__",
+]

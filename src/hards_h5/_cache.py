@@ -1,0 +1,165 @@
+"""The extraction cache: attached files handed out as read-only paths.
+
+Layout: ``<root>/<sha[:2]>/<sha256>/<name>``.  Content-addressed, so a path once
+handed out never changes under a reader; shared by every process of the user.
+Each extraction writes a private temporary file in the final directory, fsyncs
+it, makes it read-only (0o444) and renames it into place, so a path is either
+absent or complete.  Every directory is entered with ``O_NOFOLLOW`` relative to
+its parent's descriptor, so a planted symlink can neither redirect a write out of
+the cache nor be handed out; an existing cached file is hashed once per process
+before it is first handed out and replaced when it does not match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from hards_h5.errors import FileIntegrityError
+
+__all__ = ["ExtractionCache", "default_cache_root"]
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def default_cache_root() -> Path:
+    """Return ``$HARDS_H5_CACHE``, else ``$XDG_CACHE_HOME/hards-h5``, else ``~/.cache/hards-h5``."""
+    env = os.environ.get("HARDS_H5_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "hards-h5"
+
+
+class ExtractionCache:
+    """A content-addressed directory of extracted attached files.
+
+    Parameters
+    ----------
+    root : Path
+        The cache directory; created (mode 0o700) if missing.
+
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._handed: dict[tuple[bytes, str], str] = {}
+
+    def get(self, sha256: bytes, size: int, name: str, extract: Callable[[int], None]) -> Path:
+        """Return a read-only path holding the content ``sha256`` under ``name``.
+
+        Parameters
+        ----------
+        sha256 : bytes
+            The content's digest.
+        size : int
+            The content's size in bytes.
+        name : str
+            The file name (already validated: no ``/``, not ``.`` or ``..``).
+        extract : Callable[[int], None]
+            Writes the content to the given file descriptor, raising
+            :class:`FileIntegrityError` if it does not match ``sha256``.
+
+        Returns
+        -------
+        Path
+            ``<root>/<sha[:2]>/<sha>/<name>``.
+
+        """
+        key = (sha256, name)
+        known = self._handed.get(key)
+        if known is not None and _is_plain_file(known, size):
+            return Path(known)
+        hexdigest = sha256.hex()
+        with self._directory(hexdigest[:2], hexdigest) as dfd:
+            if not self._valid_existing(dfd, name, sha256, size):
+                self._extract(dfd, name, extract)
+        path = str(self.root / hexdigest[:2] / hexdigest / name)
+        self._handed[key] = path
+        return Path(path)
+
+    @contextlib.contextmanager
+    def _directory(self, *parts: str) -> Iterator[int]:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in parts:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                try:
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:  # a symlink or file planted where a dir belongs
+                    _remove_entry(fd, part)
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    del exc
+                os.close(fd)
+                fd = child
+            yield fd
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _valid_existing(dfd: int, name: str, sha256: bytes, size: int) -> bool:
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISREG(st.st_mode) and st.st_size == size:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            try:
+                digest = hashlib.sha256()
+                while chunk := os.read(fd, 8 << 20):
+                    digest.update(chunk)
+            finally:
+                os.close(fd)
+            if digest.digest() == sha256:
+                return True
+        return False
+
+    @staticmethod
+    def _extract(dfd: int, name: str, extract: Callable[[int], None]) -> None:
+        tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=dfd,
+        )
+        try:
+            try:
+                extract(fd)
+                os.fsync(fd)
+                os.fchmod(fd, 0o444)
+            finally:
+                os.close(fd)
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+            raise
+
+
+def _is_plain_file(path: str, size: int) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == size
+
+
+def _remove_entry(dfd: int, name: str) -> None:
+    try:
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        msg = f"cache entry {name} is a directory that cannot be entered"
+        raise FileIntegrityError(msg)
+    os.unlink(name, dir_fd=dfd)

@@ -1,0 +1,172 @@
+"""Data in and out: the JSON rules, numpy conversion, validation before any write.
+
+Everything a user hands to ``add_data`` passes through :func:`encode_data` first;
+it either returns the canonical JSON text or raises :class:`InvalidDataError`
+having written nothing.  Stored data is always strict JSON (RFC 8259): no NaN or
+infinities, string keys only, so any JSON reader can parse it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from hards_h5.errors import InvalidDataError
+
+__all__ = ["EMPTY", "decode", "encode_data", "merge"]
+
+EMPTY = "{}"
+"""The JSON text of a node that has no data yet."""
+
+MAX_DEPTH = 200
+"""Deepest nesting accepted; deeper (or cyclic) values raise InvalidDataError."""
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+)
+_SCALARS = (str, int, bool, type(None))
+
+
+def encode_data(new_data: object) -> dict[str, Any]:
+    """Validate ``new_data`` and return it converted to plain JSON values.
+
+    Parameters
+    ----------
+    new_data : object
+        A mapping with string keys whose values are JSON types, numpy scalars or
+        numpy arrays (converted to numbers, booleans and nested lists).
+
+    Returns
+    -------
+    dict[str, Any]
+        A new dict holding only ``dict``/``list``/``str``/``int``/``float``/
+        ``bool``/``None`` values.
+
+    Raises
+    ------
+    InvalidDataError
+        If ``new_data`` is not a mapping, has a non-string key at any depth, holds
+        NaN or an infinity, nests deeper than 200 levels or refers to itself, or
+        holds a value of a type JSON cannot represent.
+
+    """
+    if not isinstance(new_data, Mapping):
+        msg = f"data must be a dict with str keys, not {type(new_data).__name__}"
+        raise InvalidDataError(msg)
+    return _convert_mapping(new_data, "data", 0, set())
+
+
+def merge(old_text: str, converted: dict[str, Any]) -> str:
+    """Return the JSON text of ``old_text``'s object with ``converted`` merged in.
+
+    Top-level keys of ``converted`` replace those of the old object; other keys
+    are kept (the HARDS ``add_data`` rule).
+    """
+    old = json.loads(old_text)
+    old.update(converted)
+    return _ENCODER.encode(old)
+
+
+def dumps(value: dict[str, Any]) -> str:
+    """Return canonical JSON text for an already converted value."""
+    return _ENCODER.encode(value)
+
+
+def decode(text: str) -> dict[str, Any]:
+    """Parse stored JSON text into a fresh dict."""
+    value = json.loads(text)
+    if not isinstance(value, dict):  # pragma: no cover - guarded by the writer
+        msg = "stored data is not a JSON object"
+        raise InvalidDataError(msg)
+    return value
+
+
+def _convert_mapping(
+    value: Mapping[Any, Any], where: str, depth: int, seen: set[int]
+) -> dict[str, Any]:
+    _enter(value, where, depth, seen)
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            msg = (
+                f"{where} has a key {key!r} of type {type(key).__name__}; "
+                "keys must be str"
+            )
+            raise InvalidDataError(msg)
+        out[key] = _convert(item, f"{where}[{key!r}]", depth + 1, seen)
+    seen.discard(id(value))
+    return out
+
+
+def _convert(value: Any, where: str, depth: int, seen: set[int]) -> Any:
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, float):
+        return _check_float(value, where)
+    if isinstance(value, Mapping):
+        return _convert_mapping(value, where, depth, seen)
+    if isinstance(value, (list, tuple)):
+        _enter(value, where, depth, seen)
+        out = [_convert(v, f"{where}[{i}]", depth + 1, seen) for i, v in enumerate(value)]
+        seen.discard(id(value))
+        return out
+    if isinstance(value, np.ndarray):
+        return _convert_array(value, where, depth, seen)
+    if isinstance(value, np.generic):
+        return _convert_numpy_scalar(value, where)
+    msg = (
+        f"{where} holds a {type(value).__name__}, which JSON cannot store; "
+        "use dict, list, str, int, float, bool, None or numpy numbers/arrays"
+    )
+    raise InvalidDataError(msg)
+
+
+def _enter(value: object, where: str, depth: int, seen: set[int]) -> None:
+    if id(value) in seen:
+        msg = f"{where} refers to itself (a cycle cannot be stored as JSON)"
+        raise InvalidDataError(msg)
+    if depth >= MAX_DEPTH:
+        msg = f"{where} nests deeper than {MAX_DEPTH} levels"
+        raise InvalidDataError(msg)
+    seen.add(id(value))
+
+
+def _check_float(value: float, where: str) -> float:
+    if not math.isfinite(value):
+        msg = (
+            f"{where} is {value!r}; JSON has no NaN or infinity "
+            "(store None or a string instead)"
+        )
+        raise InvalidDataError(msg)
+    return value
+
+
+def _convert_numpy_scalar(value: np.generic, where: str) -> Any:
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return _check_float(float(value), where)
+    if isinstance(value, np.str_):
+        return str(value)
+    msg = f"{where} is a numpy {value.dtype} scalar, which JSON cannot store"
+    raise InvalidDataError(msg)
+
+
+def _convert_array(value: np.ndarray[Any, Any], where: str, depth: int, seen: set[int]) -> Any:
+    kind = value.dtype.kind
+    if kind not in "biufU":
+        msg = f"{where} is a numpy array of dtype {value.dtype}, which JSON cannot store"
+        raise InvalidDataError(msg)
+    if depth + value.ndim >= MAX_DEPTH:
+        msg = f"{where} nests deeper than {MAX_DEPTH} levels"
+        raise InvalidDataError(msg)
+    if kind == "f" and value.size and not bool(np.isfinite(value).all()):
+        msg = f"{where} holds NaN or infinity; JSON has neither"
+        raise InvalidDataError(msg)
+    return _convert(value.tolist(), where, depth, seen) if kind == "U" else value.tolist()

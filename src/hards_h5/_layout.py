@@ -1,0 +1,352 @@
+"""The on-disk format: object names, the record dtype, format version, open/create.
+
+This module is the only place that knows how a campaign file is laid out; it knows
+nothing of the HARDS API above it.  ``docs/format.md`` describes the same layout
+for people reading a file with only h5py or ``h5ls``.
+
+Layout (format version 1)::
+
+    /                       attrs: hards_h5_format = 1, hards_h5_creator = "hards-h5 X"
+    /datasets/              group (creation order tracked): top-level datasets
+    /datasets/<name>/       one group per dataset
+        datasets/           its child datasets, same structure, recursively
+        records             its record log: 1-D resizable compound array (RECORD_DTYPE)
+        heap                UTF-8 bytes the records point into (names, JSON texts)
+    /blobs                  1-D resizable uint8 array: the bytes of every attached file
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any, Final
+
+import h5py
+import numpy as np
+
+from hards_h5.errors import (
+    CorruptFileError,
+    DatabaseExistsError,
+    DatabaseLockedError,
+    FormatVersionError,
+    NotAHardsFileError,
+    RecoveryNeededError,
+    StoreFileNotFoundError,
+)
+
+__all__ = [
+    "ATTR_CREATOR",
+    "ATTR_FORMAT",
+    "BLOBS",
+    "CREATE",
+    "DATA",
+    "DATASETS",
+    "FILE",
+    "FORMAT_VERSION",
+    "HEAP",
+    "RECORDS",
+    "RECORD_DTYPE",
+    "create_file",
+    "dataset_path",
+    "fsync_file",
+    "new_dataset_group",
+    "open_file",
+    "read_bytes",
+    "read_rows",
+    "record_crc",
+]
+
+FORMAT_VERSION: Final = 1
+"""Format version written by this release; files with a larger one are refused."""
+
+ATTR_FORMAT: Final = "hards_h5_format"
+ATTR_CREATOR: Final = "hards_h5_creator"
+DATASETS: Final = "datasets"
+RECORDS: Final = "records"
+HEAP: Final = "heap"
+BLOBS: Final = "blobs"
+
+CREATE: Final = 1
+"""Record kind: a datapoint is created (``name``; optional initial JSON ``body``)."""
+DATA: Final = 2
+"""Record kind: a node's complete JSON data is now ``body``."""
+FILE: Final = 3
+"""Record kind: a node's file ``name`` now holds blob bytes ``body`` (``sha256``)."""
+
+RECORD_DTYPE: Final = np.dtype(
+    [
+        ("kind", "<u1"),
+        ("node", "<u4"),
+        ("name_off", "<u8"),
+        ("name_len", "<u4"),
+        ("body_off", "<u8"),
+        ("body_len", "<u8"),
+        ("sha256", "<u1", (32,)),
+        ("crc", "<u4"),
+    ]
+)
+"""One record of a dataset's log.  ``node`` 0 is the dataset itself and node
+``k >= 1`` its ``k``-th datapoint in creation order.  ``name_*`` point into the
+dataset's ``heap``; ``body_*`` into the ``heap`` (CREATE, DATA) or into ``/blobs``
+(FILE).  ``crc`` is the CRC-32 of the record with ``crc`` = 0, followed by its name
+bytes and (CREATE, DATA) body bytes: a row whose CRC does not match was never
+completely written and ends the log."""
+
+RECORDS_CHUNK: Final = 4096
+HEAP_CHUNK: Final = 1 << 18
+BLOBS_CHUNK: Final = 1 << 20
+
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def record_crc(head: bytes, name: bytes, body: bytes) -> int:
+    """Return the CRC-32 a record must carry.
+
+    ``head`` is the record's bytes without its trailing ``crc`` field; the CRC
+    covers them, four zero bytes in place of ``crc``, the name and the body.
+    """
+    crc = zlib.crc32(b"\0\0\0\0", zlib.crc32(head))
+    return zlib.crc32(body, zlib.crc32(name, crc)) & 0xFFFFFFFF
+
+
+def dataset_path(names: tuple[str, ...]) -> str:
+    """Return the HDF5 group path of the dataset reached by ``names`` from the root."""
+    return "".join(f"/{DATASETS}/{n}" for n in names) or "/"
+
+
+def new_dataset_group(parent: h5py.Group, name: str) -> h5py.Group:
+    """Create the group, child group, record log and heap of a new dataset."""
+    group = parent.create_group(name, track_order=True)
+    try:
+        group.create_group(DATASETS, track_order=True)
+        group.create_dataset(
+            RECORDS,
+            shape=(0,),
+            maxshape=(None,),
+            dtype=RECORD_DTYPE,
+            chunks=(RECORDS_CHUNK,),
+        )
+        group.create_dataset(
+            HEAP, shape=(0,), maxshape=(None,), dtype="u1", chunks=(HEAP_CHUNK,)
+        )
+    except BaseException:
+        del parent[name]
+        raise
+    return group
+
+
+def create_file(path: Path) -> None:
+    """Create an empty campaign file at ``path``, which must not exist.
+
+    The file is built under a temporary name in the same directory, flushed and
+    fsynced, then linked into place with ``os.link`` (which refuses to replace an
+    existing path), so ``path`` either does not exist or is a complete campaign
+    file.  An existing path is never opened for writing.
+
+    Raises
+    ------
+    DatabaseExistsError
+        If ``path`` exists (file, directory or anything else).
+
+    """
+    if os.path.lexists(path):
+        msg = f"{path}: already exists; create_database never overwrites (open it with H5Database(path))"
+        raise DatabaseExistsError(msg)
+    directory = path.parent
+    if not directory.is_dir():
+        msg = f"{path}: parent directory {directory} does not exist"
+        raise StoreFileNotFoundError(msg)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".creating", dir=directory)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with h5py.File(tmp, "w", libver="latest", track_order=True) as f:
+            _init_root(f)
+        fsync_file(tmp)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            msg = f"{path}: already exists; create_database never overwrites"
+            raise DatabaseExistsError(msg) from None
+        except OSError:  # filesystem without hard links: exclusive rename fallback
+            if os.path.lexists(path):
+                msg = f"{path}: already exists; create_database never overwrites"
+                raise DatabaseExistsError(msg) from None
+            os.rename(tmp, path)
+        _fsync_dir(directory)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _init_root(f: h5py.File) -> None:
+    from hards_h5 import __version__  # noqa: PLC0415 - avoid an import cycle
+
+    f.attrs[ATTR_FORMAT] = np.int64(FORMAT_VERSION)
+    f.attrs[ATTR_CREATOR] = f"hards-h5 {__version__}"
+    f.create_group(DATASETS, track_order=True)
+    f.create_dataset(BLOBS, shape=(0,), maxshape=(None,), dtype="u1", chunks=(BLOBS_CHUNK,))
+
+
+def open_file(path: Path, mode: str, *, swmr: bool = False) -> h5py.File:
+    """Open an existing campaign file and check that it is one.
+
+    Parameters
+    ----------
+    path : Path
+        The campaign file.
+    mode : {"r", "r+"}
+        h5py mode.  ``"w"`` is never used on an existing path.
+    swmr : bool
+        Open as a SWMR reader (``mode="r"`` only).
+
+    Returns
+    -------
+    h5py.File
+        The open, validated file.
+
+    Raises
+    ------
+    StoreFileNotFoundError
+        If ``path`` does not exist.
+    NotAHardsFileError
+        If ``path`` is not an HDF5 file, or an HDF5 file without the hards-h5 marks.
+    FormatVersionError
+        If the file's format version is newer than this release reads.
+    RecoveryNeededError
+        If a writer died with the file open and its status flags are still set.
+    DatabaseLockedError
+        If another process holds the file in a conflicting mode.
+    CorruptFileError
+        If HDF5 cannot read the file's structure.
+
+    """
+    _check_is_hdf5(path)
+    try:
+        f = h5py.File(path, mode, libver="latest", swmr=swmr and mode == "r")
+    except OSError as exc:
+        raise _translate_open_error(path, exc) from exc
+    try:
+        validate_root(f, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def validate_root(f: h5py.File, path: Path) -> None:
+    """Raise unless ``f`` carries a readable hards-h5 format this release supports."""
+    try:
+        attrs = f.attrs
+        if ATTR_FORMAT not in attrs:
+            msg = f"{path}: an HDF5 file, but not a hards-h5 campaign file (no '{ATTR_FORMAT}' attribute on '/')"
+            raise NotAHardsFileError(msg)
+        version = int(np.asarray(attrs[ATTR_FORMAT]).item())
+        if version > FORMAT_VERSION:
+            msg = (
+                f"{path}: written in hards-h5 format {version}, but this release reads "
+                f"format {FORMAT_VERSION} at most; upgrade hards-h5"
+            )
+            raise FormatVersionError(msg)
+        if version < 1:
+            msg = f"{path}: invalid hards-h5 format version {version}"
+            raise NotAHardsFileError(msg)
+        for name, kind in ((DATASETS, h5py.Group), (BLOBS, h5py.Dataset)):
+            obj = f.get(name)
+            if not isinstance(obj, kind):
+                msg = f"{path}: damaged campaign file: '/{name}' is missing or of the wrong kind"
+                raise CorruptFileError(msg)
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        if isinstance(exc, CorruptFileError):
+            raise
+        msg = f"{path}: damaged campaign file, HDF5 cannot read its root: {exc}"
+        raise CorruptFileError(msg) from exc
+
+
+def _check_is_hdf5(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        msg = f"{path}: no such campaign file"
+        raise StoreFileNotFoundError(msg) from None
+    except OSError as exc:
+        msg = f"{path}: cannot be read: {exc.strerror or exc}"
+        raise CorruptFileError(msg) from exc
+    if not stat.S_ISREG(st.st_mode):
+        msg = f"{path}: not a regular file, so not a hards-h5 campaign file"
+        raise NotAHardsFileError(msg)
+    if st.st_size == 0:
+        msg = f"{path}: empty file, not a hards-h5 campaign file"
+        raise NotAHardsFileError(msg)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        msg = f"{path}: cannot be read: {exc.strerror or exc}"
+        raise CorruptFileError(msg) from exc
+    if head != _SIGNATURE and not h5py.is_hdf5(str(path)):
+        msg = f"{path}: not an HDF5 file (no HDF5 signature), so not a hards-h5 campaign file"
+        raise NotAHardsFileError(msg)
+
+
+def _translate_open_error(path: Path, exc: OSError) -> Exception:
+    text = str(exc)
+    lowered = text.lower()
+    if "already open for write" in lowered or "file consistency flags" in lowered or "h5clear" in lowered:
+        msg = (
+            f"{path}: the file was left open by a writer that did not close it "
+            f"(crashed or still running). If no process is writing it, run "
+            f"'hards-h5 recover {path}'"
+        )
+        return RecoveryNeededError(msg)
+    if exc.errno in {errno.EAGAIN, errno.EWOULDBLOCK} or "unable to lock" in lowered or "lock" in lowered:
+        msg = (
+            f"{path}: another process has the file open in a conflicting mode "
+            f"(one writer, or any number of readers, at a time)"
+        )
+        return DatabaseLockedError(msg)
+    if isinstance(exc, PermissionError) or exc.errno in {errno.EACCES, errno.EPERM, errno.EROFS}:
+        return PermissionError(exc.errno, f"{path}: permission denied for this mode: {text}")
+    msg = f"{path}: damaged or truncated HDF5 file, cannot open it: {text}"
+    return CorruptFileError(msg)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s data to stable storage (HDF5 itself never calls fsync)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_rows(records: h5py.Dataset, start: int, stop: int) -> np.ndarray[Any, Any]:
+    """Read records ``[start, stop)`` as a numpy structured array."""
+    if stop <= start:
+        return np.empty(0, dtype=RECORD_DTYPE)
+    out = np.empty(stop - start, dtype=RECORD_DTYPE)
+    records.read_direct(out, np.s_[start:stop])
+    return out
+
+
+def read_bytes(dataset: h5py.Dataset, start: int, stop: int) -> bytes:
+    """Read bytes ``[start, stop)`` of a 1-D uint8 dataset."""
+    if stop <= start:
+        return b""
+    out = np.empty(stop - start, dtype=np.uint8)
+    dataset.read_direct(out, np.s_[start:stop])
+    return out.tobytes()

@@ -1,0 +1,660 @@
+"""H5Database, H5Dataset and H5Datapoint: the HARDS API over the on-disk layout."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+import h5py
+from hards.api import AbstractDatabase, AbstractDatapoint, AbstractDataset
+
+from hards_h5 import _blobs, _codec, _layout
+from hards_h5._cache import ExtractionCache, default_cache_root
+from hards_h5._log import DatasetLog
+from hards_h5._names import check_name
+from hards_h5.errors import (
+    AlreadyExistsError,
+    CorruptFileError,
+    DatabaseClosedError,
+    NodeNotFoundError,
+    ReadOnlyError,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["H5Database", "H5Datapoint", "H5Dataset"]
+
+Mode = Literal["r", "r+", "a"]
+_MODES: dict[str, str] = {"r": "r", "r+": "r+", "a": "r+"}
+Parent = Union["H5Database", "H5Dataset"]
+
+
+class _Children:
+    """Child-dataset access shared by the database and datasets."""
+
+    _db: H5Database
+    _names: tuple[str, ...]
+
+    @property
+    def children(self) -> list[str]:
+        """Names of the child datasets, in creation order.
+
+        Returns
+        -------
+        list[str]
+            A new list; read from the file on every call.
+
+        """
+        return list(self._db._group(self._names)[_layout.DATASETS])
+
+    def has_dataset(self, name: str) -> bool:
+        """Return whether a child dataset called ``name`` exists.
+
+        Parameters
+        ----------
+        name : str
+            The dataset name.
+
+        Returns
+        -------
+        bool
+            True if it exists.
+
+        """
+        if not isinstance(name, str) or "/" in name or name in {"", ".", ".."}:
+            return False
+        return name in self._db._group(self._names)[_layout.DATASETS]
+
+    def get_dataset(self, name: str) -> H5Dataset:
+        """Return the child dataset called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            The dataset name.
+
+        Returns
+        -------
+        H5Dataset
+            The dataset.
+
+        Raises
+        ------
+        NodeNotFoundError
+            If there is no such child dataset.
+
+        """
+        if not self.has_dataset(name):
+            where = "/".join(self._names) or "the database"
+            msg = f"{self._db.path}: {where} has no dataset {name!r}"
+            raise NodeNotFoundError(msg)
+        return H5Dataset(self._db, (*self._names, name), self)  # type: ignore[arg-type]
+
+    def create_dataset(self, name: str) -> H5Dataset:
+        """Create a child dataset called ``name`` and return it.
+
+        Parameters
+        ----------
+        name : str
+            The new dataset's name: ``[A-Za-z0-9._-]``, not ``.`` or ``..``.
+
+        Returns
+        -------
+        H5Dataset
+            The new, empty dataset.
+
+        Raises
+        ------
+        NameValidationError
+            If the name breaks the naming rule.
+        AlreadyExistsError
+            If a child dataset with that name exists.
+        ReadOnlyError
+            If the database was opened read-only.
+
+        """
+        check_name(name, "dataset")
+        self._db._check_writable()
+        self._db._check_structural("create a dataset")
+        parent = self._db._group(self._names)[_layout.DATASETS]
+        if name in parent:
+            where = "/".join(self._names) or "the database"
+            msg = f"{self._db.path}: {where} already has a dataset {name!r}"
+            raise AlreadyExistsError(msg)
+        _layout.new_dataset_group(parent, name)
+        return H5Dataset(self._db, (*self._names, name), self)  # type: ignore[arg-type]
+
+
+class _DataAndFiles:
+    """Data and attached files of a node (node 0 of a log = the dataset itself)."""
+
+    _db: H5Database
+
+    def _where(self) -> tuple[DatasetLog, int]:
+        raise NotImplementedError
+
+    def _label(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The node's JSON data, as a new dict on every access.
+
+        Returns
+        -------
+        dict[str, Any]
+            A fresh copy: mutating it changes nothing stored.
+
+        """
+        log, node = self._where()
+        return _codec.decode(log.data_text(node))
+
+    def add_data(self, new_data: dict[str, Any]) -> None:
+        """Merge ``new_data`` into the node's data (top-level keys replace old ones).
+
+        The whole of ``new_data`` is validated before anything is written: a value
+        that cannot be stored raises and leaves the stored data unchanged.
+
+        Parameters
+        ----------
+        new_data : dict[str, Any]
+            String keys; values are JSON types, numpy scalars or numpy arrays.
+
+        Raises
+        ------
+        InvalidDataError
+            If ``new_data`` cannot be stored as strict JSON.
+        ReadOnlyError
+            If the database was opened read-only.
+
+        """
+        converted = _codec.encode_data(new_data)
+        self._db._check_writable()
+        log, node = self._where()
+        if converted:
+            log.set_data(node, _codec.merge(log.data_text(node), converted))
+
+    @property
+    def files(self) -> list[str]:
+        """Names of the attached files, in the order they were first added.
+
+        Returns
+        -------
+        list[str]
+            A new list.
+
+        """
+        log, node = self._where()
+        return list(log.files(node))
+
+    def has_file(self, name: str) -> bool:
+        """Return whether a file called ``name`` is attached.
+
+        Parameters
+        ----------
+        name : str
+            The file name, extension included.
+
+        Returns
+        -------
+        bool
+            True if attached.
+
+        """
+        log, node = self._where()
+        return name in log.files(node)
+
+    def get_file(self, name: str) -> Path:
+        """Return a read-only path holding the attached file ``name``.
+
+        The bytes are extracted (checked against their SHA-256) into the
+        extraction cache on first access; later calls return the same path.
+
+        Parameters
+        ----------
+        name : str
+            The file name, extension included.
+
+        Returns
+        -------
+        Path
+            A read-only (0o444) file whose name is ``name``.
+
+        Raises
+        ------
+        NodeNotFoundError
+            If no such file is attached.
+        FileIntegrityError
+            If the stored bytes do not match their SHA-256.
+
+        """
+        log, node = self._where()
+        ref = log.files(node).get(name)
+        if ref is None:
+            msg = f"{self._db.path}: {self._label()} has no file {name!r}"
+            raise NodeNotFoundError(msg)
+        blobs = self._db._blobs()
+
+        def extract(fd: int) -> None:
+            _blobs.read_blob_into(blobs, ref, fd)
+
+        return self._db._cache.get(ref.sha256, ref.size, name, extract)
+
+    def add_file(self, file: Path | str, *, name: str | None = None) -> None:
+        """Copy ``file`` into the database under ``name`` (default: its own name).
+
+        The file is streamed in chunks (memory use does not grow with its size).
+        Adding a name that exists replaces that file's content; the name keeps
+        its place in :attr:`files`.
+
+        Parameters
+        ----------
+        file : Path or str
+            A regular file (symlinks to regular files are followed).
+        name : str, optional
+            The name to store it under, extension included.
+
+        Raises
+        ------
+        SourceFileError
+            If ``file`` does not exist or is not a regular file (a directory, FIFO...).
+        NameValidationError
+            If the name (given, or taken from ``file``) breaks the naming rule.
+        ReadOnlyError
+            If the database was opened read-only.
+
+        """
+        src = Path(file)
+        stored = check_name(src.name if name is None else name, "file")
+        self._db._check_writable()
+        log, node = self._where()
+        fd = _blobs.open_source(src)
+        try:
+            ref = _blobs.write_blob(self._db._blobs(), fd)
+        finally:
+            os.close(fd)
+        log.set_file(node, stored, ref)
+
+
+class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
+    """A dataset: an HDF5 group holding child datasets and a datapoint log.
+
+    Obtain datasets from :class:`H5Database` (``create_dataset``, ``get_dataset``,
+    ``recursively_get_dataset``), not by constructing them.
+    """
+
+    def __init__(self, db: H5Database, names: tuple[str, ...], parent: Parent) -> None:
+        self._db = db
+        self._names = names
+        self._parent = parent
+
+    def __repr__(self) -> str:
+        return f"<H5Dataset {'/'.join(self._names)!r} in {self._db.path}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, H5Dataset) and (other._db, other._names) == (self._db, self._names)
+
+    def __hash__(self) -> int:
+        return hash((id(self._db), self._names))
+
+    @property
+    def name(self) -> str:
+        """The dataset's name."""
+        return self._names[-1]
+
+    @property
+    def parent(self) -> Parent:
+        """The parent dataset, or the database for a top-level dataset."""
+        return self._parent
+
+    def _where(self) -> tuple[DatasetLog, int]:
+        return self._db._log(self._names), 0
+
+    def _label(self) -> str:
+        return f"dataset {'/'.join(self._names)!r}"
+
+    @property
+    def datapoints(self) -> list[str]:
+        """Names of this dataset's own datapoints, in creation order.
+
+        Returns
+        -------
+        list[str]
+            A new list.
+
+        """
+        return list(self._db._log(self._names).names)
+
+    def has_datapoint(self, name: str) -> bool:
+        """Return whether this dataset has a datapoint called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            The datapoint name.
+
+        Returns
+        -------
+        bool
+            True if it exists.
+
+        """
+        return self._db._log(self._names).node_of(name) is not None
+
+    def get_datapoint(self, name: str) -> H5Datapoint:
+        """Return this dataset's datapoint called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            The datapoint name.
+
+        Returns
+        -------
+        H5Datapoint
+            The datapoint.
+
+        Raises
+        ------
+        NodeNotFoundError
+            If this dataset has no such datapoint (inherited ones are not searched).
+
+        """
+        node = self._db._log(self._names).node_of(name)
+        if node is None:
+            msg = f"{self._db.path}: {self._label()} has no datapoint {name!r}"
+            raise NodeNotFoundError(msg)
+        return H5Datapoint(self, node, name)
+
+    def create_datapoint(self, name: str) -> H5Datapoint:
+        """Create a datapoint called ``name`` in this dataset and return it.
+
+        Parameters
+        ----------
+        name : str
+            The new datapoint's name: ``[A-Za-z0-9._-]``, not ``.`` or ``..``.
+
+        Returns
+        -------
+        H5Datapoint
+            The new datapoint, with empty data and no files.
+
+        Raises
+        ------
+        NameValidationError
+            If the name breaks the naming rule.
+        AlreadyExistsError
+            If this dataset already has a datapoint with that name.
+        ReadOnlyError
+            If the database was opened read-only.
+
+        """
+        check_name(name, "datapoint")
+        self._db._check_writable()
+        log = self._db._log(self._names)
+        if log.node_of(name) is not None:
+            msg = f"{self._db.path}: {self._label()} already has a datapoint {name!r}"
+            raise AlreadyExistsError(msg)
+        return H5Datapoint(self, log.create(name), name)
+
+    def recursively_get_datapoints(
+        self, *, reconstruct: bool = True, parents: bool = True
+    ) -> list[AbstractDatapoint]:
+        """Return this dataset's datapoints, then (``parents=True``) its ancestors'.
+
+        Parameters
+        ----------
+        reconstruct : bool
+            Accepted for API compatibility; every hards-h5 object already reads the
+            file as it is now, so nothing needs rebuilding.
+        parents : bool
+            If False, return only this dataset's own datapoints.
+
+        Returns
+        -------
+        list[AbstractDatapoint]
+            Own datapoints first (creation order), then the parent's, and so on up
+            to the top-level dataset.
+
+        """
+        del reconstruct
+        out: list[AbstractDatapoint] = []
+        dataset: H5Dataset = self
+        while True:
+            names = dataset._db._log(dataset._names).names
+            out.extend(H5Datapoint(dataset, i, n) for i, n in enumerate(names, start=1))
+            if not parents or not isinstance(dataset._parent, H5Dataset):
+                return out
+            dataset = dataset._parent
+
+
+class H5Datapoint(_DataAndFiles, AbstractDatapoint):
+    """A datapoint: a named record in its dataset's log, with data and files.
+
+    Obtain datapoints from a :class:`H5Dataset`, not by constructing them.
+    """
+
+    __slots__ = ("_dataset", "_db", "_name", "_node")
+
+    def __init__(self, dataset: H5Dataset, node: int, name: str) -> None:
+        self._dataset = dataset
+        self._db = dataset._db
+        self._node = node
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"<H5Datapoint {self.fullname()!r} in {self._db.path}>"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, H5Datapoint)
+            and other._dataset == self._dataset
+            and other._node == self._node
+        )
+
+    def __hash__(self) -> int:
+        return hash((hash(self._dataset), self._node))
+
+    @property
+    def name(self) -> str:
+        """The datapoint's name."""
+        return self._name
+
+    @property
+    def parent(self) -> H5Dataset:
+        """The dataset that holds this datapoint."""
+        return self._dataset
+
+    def _where(self) -> tuple[DatasetLog, int]:
+        return self._db._log(self._dataset._names), self._node
+
+    def _label(self) -> str:
+        return f"datapoint {self.fullname()!r}"
+
+
+class H5Database(_Children, AbstractDatabase):
+    """A HARDS database stored in one HDF5 file.
+
+    Parameters
+    ----------
+    location : str or os.PathLike
+        An existing campaign file (use :meth:`create_database` for a new one).
+    mode : {"r+", "r", "a"}
+        ``"r+"`` (default) opens read-write, ``"r"`` read-only (any number of
+        processes at once), ``"a"`` creates the file if missing, else opens it
+        read-write.
+    cache_dir : str or os.PathLike, optional
+        Where attached files are extracted; default ``$HARDS_H5_CACHE`` or
+        ``~/.cache/hards-h5``.
+
+    Raises
+    ------
+    StoreFileNotFoundError
+        If the file does not exist (modes ``"r"`` and ``"r+"``).
+    NotAHardsFileError, FormatVersionError, CorruptFileError, RecoveryNeededError
+        If the file is not a readable hards-h5 campaign file.
+    DatabaseLockedError
+        If another process holds the file in a conflicting mode.
+
+    Examples
+    --------
+    >>> with H5Database.create_database("campaign.h5") as db:  # doctest: +SKIP
+    ...     mc = db.create_dataset("monte_carlo")
+    ...     mc.create_datapoint("0").add_data({"x": 0.3, "y": 0.8})
+
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        mode: Mode = "r+",
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if mode not in _MODES:
+            msg = f"mode must be 'r', 'r+' or 'a', not {mode!r} (hards-h5 never truncates a file)"
+            raise ValueError(msg)
+        self._path = Path(location)
+        self._names = ()
+        self._db = self
+        self._h5: h5py.File | None = None
+        self._logs: dict[tuple[str, ...], DatasetLog] = {}
+        self._mode: str = _MODES[mode]
+        if mode == "a" and not os.path.lexists(self._path):
+            _layout.create_file(self._path)
+        self._h5 = _layout.open_file(self._path, self._mode)
+        self._cache = ExtractionCache(Path(cache_dir) if cache_dir else default_cache_root())
+
+    @classmethod
+    def create_database(
+        cls, location: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None
+    ) -> Self:
+        """Create a new, empty campaign file and open it read-write.
+
+        Parameters
+        ----------
+        location : str or os.PathLike
+            Path of the new file; it must not exist (it is never overwritten).
+        cache_dir : str or os.PathLike, optional
+            As for :class:`H5Database`.
+
+        Returns
+        -------
+        H5Database
+            The open database.
+
+        Raises
+        ------
+        DatabaseExistsError
+            If ``location`` already exists.
+
+        """
+        _layout.create_file(Path(location))
+        return cls(location, "r+", cache_dir=cache_dir)
+
+    # ----------------------------------------------------------------- identity
+    @property
+    def name(self) -> str:
+        """The file's name without its suffix (``campaign.h5`` -> ``campaign``)."""
+        return self._path.stem
+
+    @property
+    def path(self) -> Path:
+        """The campaign file's path."""
+        return self._path
+
+    @property
+    def mode(self) -> str:
+        """``"r"`` or ``"r+"``."""
+        return self._mode
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._h5 is None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._h5 is None else f"mode={self._mode!r}"
+        return f"<H5Database {str(self._path)!r} {state}>"
+
+    # ---------------------------------------------------------------- lifecycle
+    def flush(self) -> None:
+        """Write everything pending to the file and fsync it (a durability barrier).
+
+        When ``flush`` returns, every datapoint, data change and file added before
+        it is on stable storage.
+        """
+        h5 = self._file()
+        if self._mode == "r":
+            return
+        for log in self._logs.values():
+            log.write_pending()
+        h5.flush()
+        _layout.fsync_file(self._path)
+
+    def close(self) -> None:
+        """Flush (see :meth:`flush`) and close the file; safe to call twice."""
+        if self._h5 is None:
+            return
+        try:
+            self.flush()
+        finally:
+            h5, self._h5 = self._h5, None
+            self._logs.clear()
+            h5.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- internals
+    def _file(self) -> h5py.File:
+        h5 = self._h5
+        if h5 is None:
+            msg = f"{self._path}: the database is closed"
+            raise DatabaseClosedError(msg)
+        return h5
+
+    def _group(self, names: Sequence[str]) -> h5py.Group:
+        try:
+            return self._file()[_layout.dataset_path(tuple(names))]
+        except KeyError:
+            msg = f"{self._path}: dataset {'/'.join(names)!r} no longer exists"
+            raise NodeNotFoundError(msg) from None
+
+    def _log(self, names: tuple[str, ...]) -> DatasetLog:
+        log = self._logs.get(names)
+        if log is None:
+            group = self._group(names)
+            try:
+                log = DatasetLog(group, writable=self._mode != "r")
+            except KeyError as exc:
+                msg = f"{self._path}: damaged dataset {'/'.join(names)!r}: {exc}"
+                raise CorruptFileError(msg) from exc
+            self._logs[names] = log
+        elif self._h5 is None:
+            self._file()
+        return log
+
+    def _blobs(self) -> h5py.Dataset:
+        return self._file()[_layout.BLOBS]
+
+    def _check_writable(self) -> None:
+        if self._file() is not None and self._mode == "r":
+            msg = f"{self._path}: opened read-only (mode='r'); open with mode='r+' to write"
+            raise ReadOnlyError(msg)
+
+    def _check_structural(self, action: str) -> None:
+        """Hook for modes (SWMR live mode) that forbid structural changes."""
+        del action

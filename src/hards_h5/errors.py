@@ -1,0 +1,96 @@
+"""Errors raised by hards-h5.
+
+Every error is a :class:`hards.api.HARDSError`, so code written against the HARDS
+API catches them unchanged.  Where a built-in exception describes the same problem
+the error inherits it too (as zarr does), so ``except FileNotFoundError`` or
+``except ValueError`` also work.
+"""
+
+from __future__ import annotations
+
+from hards.api import AlreadyExistsError, DoesNotExistError, HARDSError, InvalidNameError
+
+__all__ = [
+    "AlreadyExistsError",
+    "CorruptFileError",
+    "DatabaseClosedError",
+    "DatabaseExistsError",
+    "DatabaseLockedError",
+    "DoesNotExistError",
+    "FileIntegrityError",
+    "FormatVersionError",
+    "HARDSError",
+    "InvalidDataError",
+    "InvalidNameError",
+    "LiveModeError",
+    "NameValidationError",
+    "NodeNotFoundError",
+    "NotAHardsFileError",
+    "ReadOnlyError",
+    "RecoveryNeededError",
+    "SourceFileError",
+    "StoreFileNotFoundError",
+]
+
+
+class NameValidationError(InvalidNameError, ValueError):
+    """A dataset, datapoint or file name breaks the naming rule.
+
+    Names are non-empty, use only ``[A-Za-z0-9._-]`` and are not ``.`` or ``..``.
+    """
+
+
+class NodeNotFoundError(DoesNotExistError, LookupError):
+    """A dataset, datapoint or attached file that was asked for does not exist."""
+
+
+class SourceFileError(DoesNotExistError, FileNotFoundError):
+    """A path given to ``add_file`` is missing or is not a regular file."""
+
+
+class StoreFileNotFoundError(DoesNotExistError, FileNotFoundError):
+    """The campaign file to open does not exist."""
+
+
+class DatabaseExistsError(AlreadyExistsError, FileExistsError):
+    """``create_database`` was given a path that already exists (it is not touched)."""
+
+
+class InvalidDataError(HARDSError, ValueError):
+    """Data given to ``add_data`` cannot be stored (nothing was written)."""
+
+
+class CorruptFileError(HARDSError, OSError):
+    """The campaign file is truncated, damaged or otherwise unreadable."""
+
+
+class NotAHardsFileError(CorruptFileError):
+    """The path is not an HDF5 file, or is an HDF5 file not written by hards-h5."""
+
+
+class FormatVersionError(CorruptFileError):
+    """The file was written in a newer hards-h5 format than this version reads."""
+
+
+class RecoveryNeededError(CorruptFileError):
+    """The file was left open by a writer that died; run ``hards-h5 recover PATH``."""
+
+
+class FileIntegrityError(CorruptFileError):
+    """An attached file's bytes do not match the SHA-256 recorded for them."""
+
+
+class ReadOnlyError(HARDSError, PermissionError):
+    """A write was attempted on a database opened read-only."""
+
+
+class DatabaseClosedError(HARDSError, ValueError):
+    """The database (or an object taken from it) was used after ``close()``."""
+
+
+class DatabaseLockedError(HARDSError, BlockingIOError):
+    """Another process holds the campaign file in a conflicting mode."""
+
+
+class LiveModeError(HARDSError, RuntimeError):
+    """The operation is not possible while the file is in SWMR live mode."""
