@@ -63,7 +63,7 @@ def write_blob(blobs: h5py.Dataset, fd: int) -> FileRef:
     blobs.resize((start + expected,))
     digest = hashlib.sha256()
     buf = np.empty(CHUNK, dtype=np.uint8)
-    view = memoryview(buf)
+    view = buf.data
     pos = start
     while True:
         n = os.readv(fd, [view])
@@ -100,8 +100,8 @@ def read_blob_into(blobs: h5py.Dataset, ref: FileRef, fd: int) -> None:
         n = min(CHUNK, end - pos)
         part = buf[:n]
         blobs.read_direct(part, np.s_[pos : pos + n])
-        digest.update(part)
-        view = memoryview(part)
+        view = part.data
+        digest.update(view)
         while view:
             written = os.write(fd, view)
             view = view[written:]

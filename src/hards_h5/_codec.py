@@ -92,10 +92,7 @@ def _convert_mapping(
     out: dict[str, Any] = {}
     for key, item in value.items():
         if not isinstance(key, str):
-            msg = (
-                f"{where} has a key {key!r} of type {type(key).__name__}; "
-                "keys must be str"
-            )
+            msg = f"{where} has a key {key!r} of type {type(key).__name__}; keys must be str"
             raise InvalidDataError(msg)
         out[key] = _convert(item, f"{where}[{key!r}]", depth + 1, seen)
     seen.discard(id(value))
@@ -137,10 +134,7 @@ def _enter(value: object, where: str, depth: int, seen: set[int]) -> None:
 
 def _check_float(value: float, where: str) -> float:
     if not math.isfinite(value):
-        msg = (
-            f"{where} is {value!r}; JSON has no NaN or infinity "
-            "(store None or a string instead)"
-        )
+        msg = f"{where} is {value!r}; JSON has no NaN or infinity (store None or a string instead)"
         raise InvalidDataError(msg)
     return value
 

@@ -131,9 +131,7 @@ def new_dataset_group(parent: h5py.Group, name: str) -> h5py.Group:
             dtype=RECORD_DTYPE,
             chunks=(RECORDS_CHUNK,),
         )
-        group.create_dataset(
-            HEAP, shape=(0,), maxshape=(None,), dtype="u1", chunks=(HEAP_CHUNK,)
-        )
+        group.create_dataset(HEAP, shape=(0,), maxshape=(None,), dtype="u1", chunks=(HEAP_CHUNK,))
     except BaseException:
         del parent[name]
         raise
@@ -155,7 +153,10 @@ def create_file(path: Path) -> None:
 
     """
     if os.path.lexists(path):
-        msg = f"{path}: already exists; create_database never overwrites (open it with H5Database(path))"
+        msg = (
+            f"{path}: already exists; create_database never overwrites "
+            "(open it with H5Database(path))"
+        )
         raise DatabaseExistsError(msg)
     directory = path.parent
     if not directory.is_dir():
@@ -177,7 +178,7 @@ def create_file(path: Path) -> None:
             if os.path.lexists(path):
                 msg = f"{path}: already exists; create_database never overwrites"
                 raise DatabaseExistsError(msg) from None
-            os.rename(tmp, path)
+            tmp.rename(path)
         _fsync_dir(directory)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -244,7 +245,10 @@ def validate_root(f: h5py.File, path: Path) -> None:
     try:
         attrs = f.attrs
         if ATTR_FORMAT not in attrs:
-            msg = f"{path}: an HDF5 file, but not a hards-h5 campaign file (no '{ATTR_FORMAT}' attribute on '/')"
+            msg = (
+                f"{path}: an HDF5 file, but not a hards-h5 campaign file "
+                f"(no '{ATTR_FORMAT}' attribute on '/')"
+            )
             raise NotAHardsFileError(msg)
         version = int(np.asarray(attrs[ATTR_FORMAT]).item())
         if version > FORMAT_VERSION:
@@ -297,14 +301,18 @@ def _check_is_hdf5(path: Path) -> None:
 def _translate_open_error(path: Path, exc: OSError) -> Exception:
     text = str(exc)
     lowered = text.lower()
-    if "already open for write" in lowered or "file consistency flags" in lowered or "h5clear" in lowered:
+    if (
+        "already open for write" in lowered
+        or "file consistency flags" in lowered
+        or "h5clear" in lowered
+    ):
         msg = (
             f"{path}: the file was left open by a writer that did not close it "
             f"(crashed or still running). If no process is writing it, run "
             f"'hards-h5 recover {path}'"
         )
         return RecoveryNeededError(msg)
-    if exc.errno in {errno.EAGAIN, errno.EWOULDBLOCK} or "unable to lock" in lowered or "lock" in lowered:
+    if exc.errno in {errno.EAGAIN, errno.EWOULDBLOCK} or "unable to lock file" in lowered:
         msg = (
             f"{path}: another process has the file open in a conflicting mode "
             f"(one writer, or any number of readers, at a time)"

@@ -94,6 +94,53 @@ class _Children:
             raise NodeNotFoundError(msg)
         return H5Dataset(self._db, (*self._names, name), self)  # type: ignore[arg-type]
 
+    def recursively_get_dataset(self, name: str) -> H5Dataset:
+        """Follow ``a/b/c`` down the tree of datasets and return the last one.
+
+        Parameters
+        ----------
+        name : str
+            Dataset names joined by ``/`` (leading and trailing ``/`` ignored).
+
+        Returns
+        -------
+        H5Dataset
+            The dataset.
+
+        Raises
+        ------
+        NodeNotFoundError
+            If any dataset on the way does not exist.
+
+        """
+        node: _Children = self
+        for part in name.strip("/").split("/"):
+            node = node.get_dataset(part)
+        assert isinstance(node, H5Dataset)  # noqa: S101 - at least one part
+        return node
+
+    def recursively_get_datapoint(self, name: str) -> H5Datapoint:
+        """Follow ``a/b/point`` down the tree and return the datapoint.
+
+        Parameters
+        ----------
+        name : str
+            Dataset names and the datapoint name joined by ``/``.
+
+        Returns
+        -------
+        H5Datapoint
+            The datapoint.
+
+        Raises
+        ------
+        NodeNotFoundError
+            If a dataset on the way or the datapoint does not exist.
+
+        """
+        path, _, point = name.strip("/").rpartition("/")
+        return self.recursively_get_dataset(path).get_datapoint(point)
+
     def create_dataset(self, name: str) -> H5Dataset:
         """Create a child dataset called ``name`` and return it.
 
@@ -656,5 +703,5 @@ class H5Database(_Children, AbstractDatabase):
             raise ReadOnlyError(msg)
 
     def _check_structural(self, action: str) -> None:
-        """Hook for modes (SWMR live mode) that forbid structural changes."""
+        """Refuse structural changes in modes that forbid them (SWMR live mode)."""
         del action

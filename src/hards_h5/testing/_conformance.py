@@ -27,6 +27,12 @@ BAD_NAMES = ["", "a/b", "a b", "caf\u00e9", ".", "..", "nul\0", "tab\t", "star*"
 GOOD_NAMES = ["run.v2", "a", "A-1_b.c", "0", "x" * 200, "..a", "a.."]
 
 
+def _parent(node: AbstractDataset | AbstractDatapoint) -> Any:
+    parent = node.parent
+    assert parent is not None
+    return parent
+
+
 class HardsConformance:
     """Contract tests for a HARDS implementation; subclass and set the factories.
 
@@ -61,12 +67,12 @@ class HardsConformance:
 
     @pytest.fixture
     def location(self, tmp_path: Path) -> Path:
-        """Where the database under test lives."""
+        """Return where the database under test lives."""
         return tmp_path / "db"
 
     @pytest.fixture
     def db(self, location: Path) -> Iterator[AbstractDatabase]:
-        """A new, empty database."""
+        """Return a new, empty database."""
         database = self.create(location)
         yield database
         close = getattr(database, "close", None)
@@ -75,7 +81,7 @@ class HardsConformance:
 
     @pytest.fixture
     def src(self, tmp_path: Path) -> Path:
-        """A small file to attach."""
+        """Return a small file to attach."""
         path = tmp_path / "input.txt"
         path.write_bytes(b"first content\n")
         return path
@@ -197,9 +203,9 @@ class HardsConformance:
         assert p.fullname() == "a/b/p"
         assert p.path_to_database() == ["a", "b", "p"]
         assert b.fullname() == "a/b"
-        assert p.parent.name == "b"
-        assert b.parent.name == "a"
-        assert a.parent.is_database
+        assert _parent(p).name == "b"
+        assert _parent(b).name == "a"
+        assert _parent(a).is_database
         assert p.database() is db
         assert db.recursively_get_dataset("a/b").name == "b"
         assert db.recursively_get_dataset("/a/b/").name == "b"
@@ -218,7 +224,7 @@ class HardsConformance:
         everything = low.recursively_get_datapoints()
         assert [p.name for p in everything] == ["l0", "m0", "t0", "t1", "t2"]
         assert [p.data["level"] for p in everything] == ["low", "mid", "top", "top", "top"]
-        assert [p.parent.name for p in everything] == ["low", "mid", "top", "top", "top"]
+        assert [_parent(p).name for p in everything] == ["low", "mid", "top", "top", "top"]
         own = low.recursively_get_datapoints(parents=False)
         assert [p.name for p in own] == ["l0"]
         quick = low.recursively_get_datapoints(reconstruct=False)
