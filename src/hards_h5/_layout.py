@@ -49,6 +49,7 @@ __all__ = [
     "FILE",
     "FORMAT_VERSION",
     "HEAP",
+    "LIBVER",
     "RECORDS",
     "RECORD_DTYPE",
     "create_file",
@@ -63,6 +64,12 @@ __all__ = [
 
 FORMAT_VERSION: Final = 1
 """Format version written by this release; files with a larger one are refused."""
+
+LIBVER: Final = ("v110", "latest")
+"""HDF5 format bounds for every open: objects are written in the oldest encoding that
+HDF5 1.10 can read (so ``h5ls``/``h5dump`` 1.10+ and older h5py builds read campaign
+files) while SWMR, compact groups and creation-order tracking stay available.
+``libver="latest"`` on HDF5 2.0 writes datasets that HDF5 1.10's tools cannot read."""
 
 ATTR_FORMAT: Final = "hards_h5_format"
 ATTR_CREATOR: Final = "hards_h5_creator"
@@ -166,7 +173,7 @@ def create_file(path: Path) -> None:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with h5py.File(tmp, "w", libver="latest", track_order=True) as f:
+        with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:
             _init_root(f)
         fsync_file(tmp)
         try:
@@ -229,7 +236,7 @@ def open_file(path: Path, mode: str, *, swmr: bool = False) -> h5py.File:
     """
     _check_is_hdf5(path)
     try:
-        f = h5py.File(path, mode, libver="latest", swmr=swmr and mode == "r")
+        f = h5py.File(path, mode, libver=LIBVER, swmr=swmr and mode == "r")
     except OSError as exc:
         raise _translate_open_error(path, exc) from exc
     try:
