@@ -104,8 +104,8 @@ dataset's ``heap``; ``body_*`` into the ``heap`` (CREATE, DATA) or into ``/blobs
 bytes and (CREATE, DATA) body bytes: a row whose CRC does not match was never
 completely written and ends the log."""
 
-RECORDS_CHUNK: Final = 4096
-HEAP_CHUNK: Final = 1 << 18
+RECORDS_CHUNK: Final = 1024
+HEAP_CHUNK: Final = 1 << 16
 BLOBS_CHUNK: Final = 1 << 20
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
