@@ -308,17 +308,19 @@ def _check_is_hdf5(path: Path) -> None:
 def _translate_open_error(path: Path, exc: OSError) -> Exception:
     text = str(exc)
     lowered = text.lower()
-    if (
-        "already open for write" in lowered
-        or "file consistency flags" in lowered
-        or "h5clear" in lowered
-    ):
+    if "consistency flags" in lowered or "h5clear" in lowered:
         msg = (
             f"{path}: the file was left open by a writer that did not close it "
             f"(crashed or still running). If no process is writing it, run "
             f"'hards-h5 recover {path}'"
         )
         return RecoveryNeededError(msg)
+    if "already open for" in lowered:
+        msg = (
+            f"{path}: this process already has the file open in another mode; "
+            "close that H5Database first (HDF5 allows one mode per file per process)"
+        )
+        return DatabaseLockedError(msg)
     if exc.errno in {errno.EAGAIN, errno.EWOULDBLOCK} or "unable to lock file" in lowered:
         msg = (
             f"{path}: another process has the file open in a conflicting mode "

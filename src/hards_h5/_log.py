@@ -10,6 +10,7 @@ first record whose CRC does not match, so a torn append is never read.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,8 +240,15 @@ class DatasetLog:
         if start != self._applied:
             msg = f"record log of {self._records.parent.name} changed under its writer"
             raise CorruptFileError(msg)
-        self._records.resize((start + len(rows),))
-        self._records[start:] = rows
+        try:
+            self._records.resize((start + len(rows),))
+            self._records[start:] = rows
+        except BaseException:
+            # Leave the log as it was (pending records are kept for a retry): a
+            # half-written tail would otherwise block every later append.
+            with contextlib.suppress(Exception):
+                self._records.resize((start,))
+            raise
         self._applied += len(rows)
         self._pending = []
         self._pending_bytes = 0

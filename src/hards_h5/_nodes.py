@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -574,6 +575,12 @@ class H5Database(_Children, AbstractDatabase):
         if mode == "a" and not os.path.lexists(self._path):
             _layout.create_file(self._path)
         self._h5 = _layout.open_file(self._path, self._mode)
+        # Code written for the seed never calls close(): pending records are written
+        # and the file closed when the database is collected or the interpreter
+        # exits (weakref.finalize, not __del__); close() runs the same finalizer.
+        self._finalizer = weakref.finalize(
+            self, _release, self._h5, self._logs, self._path, self._mode != "r"
+        )
         self._cache = ExtractionCache(Path(cache_dir) if cache_dir else default_cache_root())
 
     @classmethod
@@ -647,12 +654,8 @@ class H5Database(_Children, AbstractDatabase):
         """Flush (see :meth:`flush`) and close the file; safe to call twice."""
         if self._h5 is None:
             return
-        try:
-            self.flush()
-        finally:
-            h5, self._h5 = self._h5, None
-            self._logs.clear()
-            h5.close()
+        self._h5 = None
+        self._finalizer()
 
     def __enter__(self) -> Self:
         return self
@@ -705,3 +708,18 @@ class H5Database(_Children, AbstractDatabase):
     def _check_structural(self, action: str) -> None:
         """Refuse structural changes in modes that forbid them (SWMR live mode)."""
         del action
+
+
+def _release(
+    h5: h5py.File, logs: dict[tuple[str, ...], DatasetLog], path: Path, writable: bool
+) -> None:
+    """Write pending records, flush, fsync and close ``h5`` (the database's finalizer)."""
+    try:
+        if writable and h5.id.valid:
+            for log in logs.values():
+                log.write_pending()
+            h5.flush()
+            _layout.fsync_file(path)
+    finally:
+        logs.clear()
+        h5.close()
