@@ -173,3 +173,13 @@ def test_big_data_has_no_size_limit(tmp_path: Path) -> None:
         data = db.recursively_get_datapoint("ds/p").data
     assert data["blob"] == big["blob"]
     assert data["arr"] == list(range(200_000))
+
+
+def test_integers_beyond_64_bits_round_trip(tmp_path: Path) -> None:
+    value = {"big": 2**70, "neg": -(2**80), "nested": [2**100]}
+    with H5Database.create_database(tmp_path / "ints.h5") as db:
+        dp = db.create_dataset("ds").create_datapoint("p")
+        dp.add_data(value)
+        dp.add_data({"small": 1})
+    with H5Database(tmp_path / "ints.h5", "r") as db:
+        assert db.recursively_get_datapoint("ds/p").data == {**value, "small": 1}

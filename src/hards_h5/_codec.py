@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import orjson
 
 from hards_h5.errors import InvalidDataError
 
 __all__ = ["EMPTY", "decode", "encode_data", "merge"]
 
-EMPTY = "{}"
-"""The JSON text of a node that has no data yet."""
+EMPTY = b"{}"
+"""The JSON text (UTF-8 bytes) of a node that has no data yet."""
 
 MAX_DEPTH = 200
 """Deepest nesting accepted; deeper (or cyclic) values raise InvalidDataError."""
@@ -60,26 +61,36 @@ def encode_data(new_data: object) -> dict[str, Any]:
     return _convert_mapping(new_data, "data", 0, set())
 
 
-def merge(old_text: str, converted: dict[str, Any]) -> str:
-    """Return the JSON text of ``old_text``'s object with ``converted`` merged in.
+def merge(old: bytes, converted: dict[str, Any]) -> bytes:
+    """Return the JSON text of ``old``'s object with ``converted`` merged in.
 
     Top-level keys of ``converted`` replace those of the old object; other keys
     are kept (the HARDS ``add_data`` rule).
     """
-    old = json.loads(old_text)
-    old.update(converted)
-    return _ENCODER.encode(old)
+    value = decode(old)
+    value.update(converted)
+    return dumps(value)
 
 
-def dumps(value: dict[str, Any]) -> str:
-    """Return canonical JSON text for an already converted value."""
-    return _ENCODER.encode(value)
+def dumps(value: dict[str, Any]) -> bytes:
+    """Return compact UTF-8 JSON for an already converted value.
+
+    orjson does the work; integers beyond 64 bits (which it refuses) fall back to
+    the standard library, so every value :func:`encode_data` accepts is stored.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _ENCODER.encode(value).encode()
 
 
-def decode(text: str) -> dict[str, Any]:
-    """Parse stored JSON text into a fresh dict."""
-    value = json.loads(text)
-    if not isinstance(value, dict):  # pragma: no cover - guarded by the writer
+def decode(raw: bytes) -> dict[str, Any]:
+    """Parse stored JSON (UTF-8 bytes) into a fresh dict."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:  # integers beyond 64 bits
+        value = json.loads(raw)
+    if type(value) is not dict:  # pragma: no cover - guarded by the writer
         msg = "stored data is not a JSON object"
         raise InvalidDataError(msg)
     return value

@@ -11,6 +11,7 @@ first record whose CRC does not match, so a torn append is never read.
 from __future__ import annotations
 
 import contextlib
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +62,7 @@ class _Pending:
 class _State:
     names: list[str] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
-    data: list[str] = field(default_factory=lambda: [_codec.EMPTY])
+    data: list[bytes] = field(default_factory=lambda: [_codec.EMPTY])
     files: list[dict[str, FileRef] | None] = field(default_factory=lambda: [None])
 
 
@@ -92,9 +93,13 @@ class DatasetLog:
         """Return the node number of datapoint ``name``, or None."""
         return self._state.index.get(name)
 
-    def data_text(self, node: int) -> str:
-        """Return the JSON text of ``node``'s data."""
+    def data_json(self, node: int) -> bytes:
+        """Return the JSON text (UTF-8 bytes) of ``node``'s data."""
         return self._state.data[node]
+
+    def data_text(self, node: int) -> str:
+        """Return the JSON text of ``node``'s data as a str."""
+        return self._state.data[node].decode()
 
     def files(self, node: int) -> dict[str, FileRef]:
         """Return ``node``'s files (the live mapping: do not mutate)."""
@@ -112,8 +117,19 @@ class DatasetLog:
         rows = read_rows(records, self._applied, total)
         heap_lo, heap_hi = _heap_span(rows)
         heap = read_bytes(self._heap, heap_lo, min(heap_hi, self._heap.shape[0]))
+        self._applied += self._replay(rows, heap, heap_lo)
+
+    def _replay(self, rows: np.ndarray[Any, Any], heap: bytes, heap_lo: int) -> int:
+        """Apply the valid prefix of ``rows``; return how many rows it holds.
+
+        ``heap`` holds the log's heap bytes from offset ``heap_lo``.  This is the
+        bulk read path, hence one tight loop with the common record kinds inlined.
+        """
         raw = rows.tobytes()
         size = RECORD_DTYPE.itemsize
+        state = self._state
+        names, index, data, files = state.names, state.index, state.data, state.files
+        crc32 = zlib.crc32
         columns = zip(
             rows["kind"].tolist(),
             rows["node"].tolist(),
@@ -124,64 +140,75 @@ class DatasetLog:
             rows["crc"].tolist(),
             strict=True,
         )
-        for i, (kind, node, name_lo, name_len, body_off, body_len, crc) in enumerate(columns):
+        at = 0
+        for kind, node, name_lo, name_len, body_off, body_len, crc in columns:
             name = heap[name_lo : name_lo + name_len]
-            blob = _NO_BLOB
             if kind == FILE:
                 body = b""
-                sha = raw[i * size + _SHA_OFFSET : i * size + _SHA_OFFSET + 32]
-                blob = FileRef(body_off, body_len, sha)
+                body_ok = True
             else:
                 body_lo = body_off - heap_lo
                 body = heap[body_lo : body_lo + body_len]
+                body_ok = len(body) == body_len
+            head = crc32(_ZERO4, crc32(raw[at : at + size - 4]))
             if (
-                kind not in _KINDS
+                not body_ok
                 or len(name) != name_len
-                or len(body) != (0 if kind == FILE else body_len)
-                or crc != record_crc(raw[i * size : (i + 1) * size - 4], name, body)
+                or crc != crc32(body, crc32(name, head)) & 0xFFFFFFFF
             ):
                 break
-            try:
-                self._apply(kind, node, name.decode(), body.decode(), blob)
-            except (UnicodeDecodeError, ValueError):
+            # Inlined replay of the common record kinds; anything inconsistent
+            # (a CREATE out of sequence, a repeated name, an unknown node or kind,
+            # undecodable UTF-8) ends the committed prefix like a bad CRC.
+            if kind == CREATE:
+                try:
+                    text = name.decode()
+                except UnicodeDecodeError:
+                    break
+                if node != len(names) + 1 or text in index:
+                    break
+                names.append(text)
+                index[text] = node
+                data.append(body or _codec.EMPTY)
+                files.append(None)
+            elif kind == DATA and 0 <= node <= len(names):
+                data[node] = body
+            elif kind == FILE and 0 <= node <= len(names):
+                try:
+                    text = name.decode()
+                except UnicodeDecodeError:
+                    break
+                sha = raw[at + _SHA_OFFSET : at + _SHA_OFFSET + 32]
+                self._apply_file(node, text, FileRef(body_off, body_len, sha))
+            else:
                 break
-            self._applied += 1
+            at += size
+        return at // size
 
     def _is_swmr_reader(self) -> bool:
         return bool(self._records.file.swmr_mode) and not self._writable
 
-    def _apply(self, kind: int, node: int, name: str, body: str, blob: FileRef) -> None:
-        state = self._state
-        if kind == CREATE:
-            if node != len(state.names) + 1 or name in state.index:
-                raise ValueError(name)
-            state.names.append(name)
-            state.index[name] = node
-            state.data.append(body or _codec.EMPTY)
-            state.files.append(None)
-        elif node > len(state.names):
-            raise ValueError(node)
-        elif kind == DATA:
-            state.data[node] = body
-        else:
-            files = state.files[node]
-            if files is None:
-                files = state.files[node] = {}
-            files[name] = blob
+    def _apply_file(self, node: int, name: str, ref: FileRef) -> None:
+        files = self._state.files[node]
+        if files is None:
+            files = self._state.files[node] = {}
+        files[name] = ref
 
     # ------------------------------------------------------------------ writing
     def create(self, name: str) -> int:
         """Create datapoint ``name`` (already validated, not present); return its node."""
-        node = len(self._state.names) + 1
-        raw = name.encode()
-        self._apply(CREATE, node, name, "", _NO_BLOB)
-        self._push(_Pending(CREATE, node, raw, b""))
+        state = self._state
+        node = len(state.names) + 1
+        state.names.append(name)
+        state.index[name] = node
+        state.data.append(_codec.EMPTY)
+        state.files.append(None)
+        self._push(_Pending(CREATE, node, name.encode(), b""))
         return node
 
-    def set_data(self, node: int, text: str) -> None:
-        """Record that ``node``'s complete data is now the JSON ``text``."""
-        self._state.data[node] = text
-        body = text.encode()
+    def set_data(self, node: int, body: bytes) -> None:
+        """Record that ``node``'s complete data is now the JSON text ``body``."""
+        self._state.data[node] = body
         last = self._pending[-1] if self._pending else None
         if last is not None and last.node == node and last.kind in (CREATE, DATA):
             self._pending_bytes += len(body) - len(last.body)
@@ -191,7 +218,7 @@ class DatasetLog:
 
     def set_file(self, node: int, name: str, ref: FileRef) -> None:
         """Record that ``node``'s file ``name`` now holds the blob ``ref``."""
-        self._apply(FILE, node, name, "", ref)
+        self._apply_file(node, name, ref)
         self._push(_Pending(FILE, node, name.encode(), b"", ref))
 
     @property
@@ -211,28 +238,7 @@ class DatasetLog:
         if not pending:
             return
         heap_start = self._heap.shape[0]
-        rows = np.zeros(len(pending), dtype=RECORD_DTYPE)
-        chunks: list[bytes] = []
-        offset = heap_start
-        for i, item in enumerate(pending):
-            row = rows[i]
-            row["kind"] = item.kind
-            row["node"] = item.node
-            row["name_off"] = offset
-            row["name_len"] = len(item.name)
-            offset += len(item.name)
-            if item.blob is not None:
-                row["body_off"] = item.blob.offset
-                row["body_len"] = item.blob.size
-                row["sha256"] = np.frombuffer(item.blob.sha256, dtype=np.uint8)
-            else:
-                row["body_off"] = offset
-                row["body_len"] = len(item.body)
-                offset += len(item.body)
-            chunks.append(item.name)
-            chunks.append(item.body)
-            row["crc"] = record_crc(row.tobytes()[:-4], item.name, item.body)
-        heap = b"".join(chunks)
+        rows, heap = _encode(pending, heap_start)
         if heap:
             self._heap.resize((heap_start + len(heap),))
             self._heap[heap_start:] = np.frombuffer(heap, dtype=np.uint8)
@@ -254,8 +260,46 @@ class DatasetLog:
         self._pending_bytes = 0
 
 
-_NO_BLOB = FileRef(0, 0, b"")
-_KINDS = frozenset((CREATE, DATA, FILE))
+def _encode(pending: list[_Pending], heap_start: int) -> tuple[np.ndarray[Any, Any], bytes]:
+    """Return the record rows and heap bytes for ``pending``, heap starting at ``heap_start``."""
+    count = len(pending)
+    rows = np.zeros(count, dtype=RECORD_DTYPE)
+    name_off: list[int] = []
+    body_off: list[int] = []
+    body_len: list[int] = []
+    chunks: list[bytes] = []
+    offset = heap_start
+    for item in pending:
+        name_off.append(offset)
+        offset += len(item.name)
+        chunks.append(item.name)
+        if item.blob is None:
+            body_off.append(offset)
+            body_len.append(len(item.body))
+            offset += len(item.body)
+            chunks.append(item.body)
+        else:
+            body_off.append(item.blob.offset)
+            body_len.append(item.blob.size)
+    rows["kind"] = [item.kind for item in pending]
+    rows["node"] = [item.node for item in pending]
+    rows["name_off"] = name_off
+    rows["name_len"] = [len(item.name) for item in pending]
+    rows["body_off"] = body_off
+    rows["body_len"] = body_len
+    for i, item in enumerate(pending):
+        if item.blob is not None:
+            rows["sha256"][i] = np.frombuffer(item.blob.sha256, dtype=np.uint8)
+    raw = rows.tobytes()
+    size = RECORD_DTYPE.itemsize
+    rows["crc"] = [
+        record_crc(raw[i * size : (i + 1) * size - 4], item.name, item.body)
+        for i, item in enumerate(pending)
+    ]
+    return rows, b"".join(chunks)
+
+
+_ZERO4 = b"\0\0\0\0"
 _SHA_OFFSET: int = RECORD_DTYPE.fields["sha256"][1]  # type: ignore[index]
 
 

@@ -199,7 +199,7 @@ class _DataAndFiles:
 
         """
         log, node = self._where()
-        return _codec.decode(log.data_text(node))
+        return _codec.decode(log.data_json(node))
 
     def add_data(self, new_data: dict[str, Any]) -> None:
         """Merge ``new_data`` into the node's data (top-level keys replace old ones).
@@ -224,7 +224,7 @@ class _DataAndFiles:
         self._db._check_writable()
         log, node = self._where()
         if converted:
-            log.set_data(node, _codec.merge(log.data_text(node), converted))
+            log.set_data(node, _codec.merge(log.data_json(node), converted))
 
     @property
     def files(self) -> list[str]:
