@@ -81,6 +81,7 @@ def test_truncated(campaign: Path, fraction: float) -> None:
     size = campaign.stat().st_size
     with campaign.open("r+b") as fh:
         fh.truncate(int(size * fraction))
+
     def read_everything() -> None:
         # The structure may survive a cut near the end; reading everything must not.
         with H5Database(campaign, "r") as db:
