@@ -49,7 +49,7 @@ class ExtractionCache:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._handed: dict[tuple[bytes, str], str] = {}
+        self._handed: dict[tuple[bytes, str], Path] = {}
 
     def get(self, sha256: bytes, size: int, name: str, extract: Callable[[int], None]) -> Path:
         """Return a read-only path holding the content ``sha256`` under ``name``.
@@ -75,14 +75,14 @@ class ExtractionCache:
         key = (sha256, name)
         known = self._handed.get(key)
         if known is not None and _is_plain_file(known, size):
-            return Path(known)
+            return known
         hexdigest = sha256.hex()
         with self._directory(hexdigest[:2], hexdigest) as dfd:
             if not self._valid_existing(dfd, name, sha256, size):
                 self._extract(dfd, name, extract)
-        path = str(self.root / hexdigest[:2] / hexdigest / name)
+        path = self.root / hexdigest[:2] / hexdigest / name
         self._handed[key] = path
-        return Path(path)
+        return path
 
     @contextlib.contextmanager
     def _directory(self, *parts: str) -> Iterator[int]:
@@ -146,7 +146,7 @@ class ExtractionCache:
             raise
 
 
-def _is_plain_file(path: str, size: int) -> bool:
+def _is_plain_file(path: Path, size: int) -> bool:
     try:
         st = os.lstat(path)
     except OSError:

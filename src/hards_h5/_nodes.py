@@ -285,10 +285,10 @@ class _DataAndFiles:
         if ref is None:
             msg = f"{self._db.path}: {self._label()} has no file {name!r}"
             raise NodeNotFoundError(msg)
-        blobs = self._db._blobs()
+        db = self._db
 
         def extract(fd: int) -> None:
-            _blobs.read_blob_into(blobs, ref, fd)
+            _blobs.read_blob_into(db._blobs(), ref, fd)
 
         return self._db._cache.get(ref.sha256, ref.size, name, extract)
 

@@ -1,0 +1,482 @@
+"""Side-by-side benchmarks: hards-h5 vs the seed's hards.filesystem vs raw h5py.
+
+Every scenario runs each store in a fresh child process (so imports, caches and
+memory are measured as a user sees them) and the three stores run in the same
+invocation, so ratios are comparable even on a noisy machine.  Timings are medians
+of ``--repeat`` runs.
+
+Usage::
+
+    python benchmarks/run.py                      # N = 1k, 10k, 100k; files 1 MiB..1 GiB
+    python benchmarks/run.py --big                # also the 1M-datapoint open/read scenarios
+    python benchmarks/run.py --quick              # tiny sizes, for a smoke test
+    python benchmarks/run.py --json out.json --plot docs/benchmarks.png
+
+The workload is the seed's own example: a dataset ``mc`` holding 100 datapoints and
+a sub-dataset ``mc/sub`` of N datapoints, each with a 4-key dict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PARENT_POINTS = 100
+
+# ----------------------------------------------------------------- child code
+# Each snippet runs in a fresh interpreter; it prints one JSON line.  Timing starts
+# after the imports (an interpreter with h5py loaded is the user's starting point).
+
+_PRELUDE = """
+import json, os, resource, sys, time
+from pathlib import Path
+def rss_mb():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def data(i):
+    return {"x": i * 1e-3, "y": (i * 7919 % 1000) * 1e-3, "inside": i % 4 != 0, "run": i}
+"""
+
+WRITE = {
+    "filesystem": """
+from hards.filesystem import FilesystemDatabase
+path, n = Path(sys.argv[1]), int(sys.argv[2])
+t = time.perf_counter()
+db = FilesystemDatabase.create_database(path)
+mc = db.create_dataset("mc")
+for i in range(PARENT):
+    mc.create_datapoint(f"m{i}").add_data(data(i))
+sub = mc.create_dataset("sub")
+for i in range(n):
+    sub.create_datapoint(f"p{i}").add_data(data(i))
+print(json.dumps({"seconds": time.perf_counter() - t}))
+""",
+    "hards-h5": """
+from hards_h5 import H5Database
+path, n = Path(sys.argv[1]), int(sys.argv[2])
+t = time.perf_counter()
+db = H5Database.create_database(path)
+mc = db.create_dataset("mc")
+for i in range(PARENT):
+    mc.create_datapoint(f"m{i}").add_data(data(i))
+sub = mc.create_dataset("sub")
+for i in range(n):
+    sub.create_datapoint(f"p{i}").add_data(data(i))
+db.close()
+print(json.dumps({"seconds": time.perf_counter() - t}))
+""",
+    "raw-h5py": """
+import h5py
+path, n = Path(sys.argv[1]), int(sys.argv[2])
+t = time.perf_counter()
+f = h5py.File(path, "w", libver="latest")
+mc = f.create_group("mc")
+for i in range(PARENT):
+    mc.create_group(f"points/m{i}").attrs["data"] = json.dumps(data(i))
+sub = mc.create_group("sub")
+for i in range(n):
+    sub.create_group(f"points/p{i}").attrs["data"] = json.dumps(data(i))
+f.close()
+print(json.dumps({"seconds": time.perf_counter() - t}))
+""",
+}
+
+READ = {
+    "filesystem": """
+from hards.filesystem import FilesystemDatabase
+t = time.perf_counter()
+db = FilesystemDatabase(Path(sys.argv[1]))
+points = db.recursively_get_dataset("mc/sub").recursively_get_datapoints()
+total = sum(p.data["run"] for p in points)
+print(json.dumps({"seconds": time.perf_counter() - t, "count": len(points)}))
+""",
+    "hards-h5": """
+from hards_h5 import H5Database
+t = time.perf_counter()
+db = H5Database(sys.argv[1], "r")
+points = db.recursively_get_dataset("mc/sub").recursively_get_datapoints()
+total = sum(p.data["run"] for p in points)
+print(json.dumps({"seconds": time.perf_counter() - t, "count": len(points)}))
+""",
+    "raw-h5py": """
+import h5py
+t = time.perf_counter()
+f = h5py.File(sys.argv[1], "r")
+count = 0
+total = 0
+for group in (f["mc/sub/points"], f["mc/points"]):
+    for name in group:
+        total += json.loads(group[name].attrs["data"])["run"]
+        count += 1
+print(json.dumps({"seconds": time.perf_counter() - t, "count": count}))
+""",
+}
+
+RANDOM = {
+    "filesystem": """
+from hards.filesystem import FilesystemDatabase
+import random
+db = FilesystemDatabase(Path(sys.argv[1]))
+n = int(sys.argv[2]); rng = random.Random(1)
+names = [f"mc/sub/p{rng.randrange(n)}" for _ in range(1000)]
+t = time.perf_counter()
+total = sum(db.recursively_get_datapoint(name).data["run"] for name in names)
+print(json.dumps({"seconds": time.perf_counter() - t}))
+""",
+    "hards-h5": """
+from hards_h5 import H5Database
+import random
+db = H5Database(sys.argv[1], "r")
+n = int(sys.argv[2]); rng = random.Random(1)
+names = [f"mc/sub/p{rng.randrange(n)}" for _ in range(1000)]
+t = time.perf_counter()
+total = sum(db.recursively_get_datapoint(name).data["run"] for name in names)
+print(json.dumps({"seconds": time.perf_counter() - t}))
+""",
+    "raw-h5py": """
+import h5py, random
+f = h5py.File(sys.argv[1], "r")
+n = int(sys.argv[2]); rng = random.Random(1)
+names = [f"mc/sub/points/p{rng.randrange(n)}" for _ in range(1000)]
+t = time.perf_counter()
+total = sum(json.loads(f[name].attrs["data"])["run"] for name in names)
+print(json.dumps({"seconds": time.perf_counter() - t}))
+""",
+}
+
+OPEN = {
+    "hards-h5": """
+from hards_h5 import H5Database
+base = rss_mb()
+t = time.perf_counter()
+db = H5Database(sys.argv[1], "r")
+children = db.children
+seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds, "rss_mb": rss_mb(), "rss_increase_mb": rss_mb() - base}))
+""",
+    "raw-h5py": """
+import h5py
+base = rss_mb()
+t = time.perf_counter()
+f = h5py.File(sys.argv[1], "r")
+children = list(f)
+seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds, "rss_mb": rss_mb(), "rss_increase_mb": rss_mb() - base}))
+""",
+}
+
+FILES = """
+import hashlib, shutil, subprocess
+from hards_h5 import H5Database
+src, work = Path(sys.argv[1]), Path(sys.argv[2])
+os.environ["HARDS_H5_CACHE"] = str(work / "cache")
+base = peak_mb()
+t = time.perf_counter()
+subprocess.run(["cp", str(src), str(work / "copy.bin")], check=True)
+os.sync()
+cp = time.perf_counter() - t
+db = H5Database.create_database(work / "files.h5")
+point = db.create_dataset("ds").create_datapoint("p")
+t = time.perf_counter()
+point.add_file(src, name="big.bin")
+db.flush()
+add = time.perf_counter() - t
+t = time.perf_counter()
+path = point.get_file("big.bin")
+first = time.perf_counter() - t
+reps = 10000
+t = time.perf_counter()
+for _ in range(reps):
+    point.get_file("big.bin")
+repeated = (time.perf_counter() - t) / reps
+assert path.stat().st_size == src.stat().st_size
+db.close()
+print(json.dumps({"cp": cp, "add_file": add, "first_get_file": first,
+                  "repeated_get_file_us": repeated * 1e6, "peak_rss_mb": peak_mb(),
+                  "bytes": src.stat().st_size}))
+"""
+
+
+def _child(code: str, *args: object) -> dict[str, Any]:
+    script = _PRELUDE.replace("PARENT", str(PARENT_POINTS)) + code.replace(
+        "PARENT", str(PARENT_POINTS)
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    if done.returncode != 0:
+        msg = f"benchmark child failed:\n{done.stderr}"
+        raise RuntimeError(msg)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _du_kib(path: Path) -> int:
+    out = subprocess.run(["du", "-sk", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _location(work: Path, store: str, n: int) -> Path:
+    return work / f"{store}-{n}" if store == "filesystem" else work / f"{store}-{n}.h5"
+
+
+def _clear(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def bench_store_sizes(
+    work: Path, sizes: list[int], big: list[int], repeat: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Write, fresh-read, random-access, disk use and open for each store and N."""
+    results: dict[str, Any] = {"write": {}, "read": {}, "random": {}, "disk_kib": {}, "open": {}}
+    for n in [*sizes, *big]:
+        stores = ["hards-h5", "raw-h5py"] if n in big else ["filesystem", "raw-h5py", "hards-h5"]
+        for store in stores:
+            path = _location(work, store, n)
+            writes = []
+            reps = 1 if n in big else repeat
+            for _ in range(reps):
+                _clear(path)
+                writes.append(_child(WRITE[store], path, n)["seconds"])
+            reads = [_child(READ[store], path)["seconds"] for _ in range(repeat)]
+            results["write"].setdefault(store, {})[n] = _median(writes)
+            results["read"].setdefault(store, {})[n] = _median(reads)
+            results["disk_kib"].setdefault(store, {})[n] = _du_kib(path)
+            if n >= 100_000:
+                results["random"].setdefault(store, {})[n] = _median(
+                    [_child(RANDOM[store], path, n)["seconds"] for _ in range(repeat)]
+                )
+            if store in OPEN:
+                opens = [_child(OPEN[store], path) for _ in range(repeat)]
+                results["open"].setdefault(store, {})[n] = {
+                    key: _median([o[key] for o in opens]) for key in opens[0]
+                }
+            log(
+                f"  {store:<10} N={n:>8}: write {results['write'][store][n]:8.3f} s  "
+                f"read {results['read'][store][n]:8.3f} s  "
+                f"disk {results['disk_kib'][store][n] / 1024:9.1f} MiB"
+            )
+            if store != "hards-h5" or n != max([*sizes, *big]):
+                _clear(path)
+    return results
+
+
+def bench_files(work: Path, sizes_mib: list[int], log: Callable[[str], None]) -> dict[str, Any]:
+    """add_file / first and repeated get_file against cp, with peak RSS."""
+    results: dict[str, Any] = {}
+    for mib in sizes_mib:
+        src = work / f"src-{mib}.bin"
+        with src.open("wb") as fh:
+            block = os.urandom(1 << 20)
+            for _ in range(mib):
+                fh.write(block)
+        run_dir = work / f"files-{mib}"
+        run_dir.mkdir()
+        results[mib] = _child(FILES, src, run_dir)
+        r = results[mib]
+        log(
+            f"  {mib:>5} MiB: cp {r['cp']:.3f} s  add_file {r['add_file']:.3f} s  "
+            f"first get_file {r['first_get_file']:.3f} s  repeated {r['repeated_get_file_us']:.1f} us  "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB"
+        )
+        shutil.rmtree(run_dir)
+        src.unlink()
+    return results
+
+
+def verdicts(results: dict[str, Any]) -> list[tuple[bool, str]]:
+    """Return (passed, line) for every target of issue 3 that these results cover."""
+    out: list[tuple[bool, str]] = []
+    write, read = results["write"], results["read"]
+    n = 100_000 if 100_000 in write.get("hards-h5", {}) else max(write.get("hards-h5", {0: 0}))
+    if n and "filesystem" in write and n in write["filesystem"]:
+        h5, fs, raw = write["hards-h5"][n], write["filesystem"][n], write["raw-h5py"][n]
+        out.append(
+            (
+                fs / h5 >= 8,
+                f"write N={n}: {fs / h5:.1f}x faster than hards.filesystem (target >= 8x)",
+            )
+        )
+        out.append(
+            (h5 / raw <= 1.2, f"write N={n}: {h5 / raw:.2f}x the raw h5py loop (target <= 1.2x)")
+        )
+        h5r, fsr = read["hards-h5"][n], read["filesystem"][n]
+        out.append(
+            (
+                fsr / h5r >= 20,
+                f"fresh-process read N={n}: {fsr / h5r:.1f}x faster than hards.filesystem (target >= 20x)",
+            )
+        )
+        h5d, fsd = results["disk_kib"]["hards-h5"][n], results["disk_kib"]["filesystem"][n]
+        out.append(
+            (
+                fsd / h5d >= 30,
+                f"disk N={n}: {fsd / h5d:.0f}x smaller than hards.filesystem (target >= 30x)",
+            )
+        )
+    opens = results.get("open", {}).get("hards-h5", {})
+    if opens:
+        n_open = max(opens)
+        o = opens[n_open]
+        out.append(
+            (
+                o["seconds"] < 0.05,
+                f"open N={n_open} + list datasets: {o['seconds'] * 1e3:.1f} ms (target < 50 ms)",
+            )
+        )
+        out.append(
+            (
+                o["rss_increase_mb"] < 50,
+                f"open N={n_open}: RSS +{o['rss_increase_mb']:.1f} MB over the imported interpreter, {o['rss_mb']:.0f} MB total (target < 50 MB)",
+            )
+        )
+    files = results.get("files", {})
+    if files:
+        mib = max(files)
+        f = files[mib]
+        add_ratio = f["cp"] / f["add_file"]
+        get_ratio = f["cp"] / f["first_get_file"]
+        out.append(
+            (
+                add_ratio >= 0.7,
+                f"add_file {mib} MiB: {add_ratio:.2f}x cp throughput (target >= 0.7x)",
+            )
+        )
+        out.append(
+            (
+                get_ratio >= 0.7,
+                f"first get_file {mib} MiB: {get_ratio:.2f}x cp throughput (target >= 0.7x)",
+            )
+        )
+        out.append(
+            (
+                f["peak_rss_mb"] < 100,
+                f"file {mib} MiB: peak RSS {f['peak_rss_mb']:.0f} MB (target < 100 MB)",
+            )
+        )
+        out.append(
+            (
+                f["repeated_get_file_us"] < 20,
+                f"repeated get_file: {f['repeated_get_file_us']:.1f} us (target < 20 us)",
+            )
+        )
+    return out
+
+
+def plot(results: dict[str, Any], target: Path) -> None:
+    """Write a log-log plot of write and read time against N for the three stores."""
+    import matplotlib as mpl  # noqa: PLC0415 - optional, only for --plot
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, key, title in (
+        (axes[0], "write", "write N datapoints"),
+        (axes[1], "read", "fresh-process read of all data"),
+    ):
+        for store, series in results[key].items():
+            ns = sorted(int(k) for k in series)
+            ax.plot(
+                ns, [series[n] if n in series else series[str(n)] for n in ns], "o-", label=store
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("N datapoints")
+        ax.set_title(title)
+        ax.grid(visible=True, which="both", alpha=0.3)
+    axes[0].set_ylabel("seconds (median)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(target, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks and print results, ratios and PASS/FAIL lines."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="1000,10000,100000", help="N values (comma-separated)")
+    parser.add_argument("--big", action="store_true", help="also N=1M (hards-h5 and raw h5py)")
+    parser.add_argument("--file-sizes", default="1,100,1024", help="attached file sizes in MiB")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument("--plot", type=Path, help="write the log-log plot here (needs matplotlib)")
+    parser.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir)")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    file_sizes = [int(s) for s in args.file_sizes.split(",") if s]
+    big = [1_000_000] if args.big else []
+    repeat = args.repeat
+    if args.quick:
+        sizes, file_sizes, big, repeat = [50, 200], [1], [], 1
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    log(f"# hards-h5 benchmarks  python {sys.version.split()[0]}  cores {os.cpu_count()}")
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        work = Path(tmp)
+        log("## datapoints (write, fresh-process read, disk)")
+        results = bench_store_sizes(work, sizes, big, repeat, log)
+        log("## attached files (hards-h5 vs cp)")
+        results["files"] = bench_files(work, file_sizes, log)
+    log("## ratios")
+    for store in ("filesystem", "raw-h5py"):
+        for n, secs in sorted(results["write"].get(store, {}).items()):
+            h5w = results["write"]["hards-h5"][n]
+            h5r = results["read"]["hards-h5"][n]
+            log(
+                f"  N={n:>8} vs {store:<10}: write {secs / h5w:6.1f}x  "
+                f"read {results['read'][store][n] / h5r:6.1f}x  "
+                f"disk {results['disk_kib'][store][n] / results['disk_kib']['hards-h5'][n]:6.1f}x"
+            )
+    for store, series in results["random"].items():
+        for n, secs in series.items():
+            log(f"  random access 1k lookups in N={n}: {store:<10} {secs * 1e3:8.1f} ms")
+    for store, series in results["open"].items():
+        for n, o in series.items():
+            log(
+                f"  open N={n:>8} {store:<10}: {o['seconds'] * 1e3:6.1f} ms, "
+                f"RSS {o['rss_mb']:.0f} MB (+{o['rss_increase_mb']:.1f} MB)"
+            )
+    log("## targets")
+    checks = verdicts(results)
+    for passed, line in checks:
+        log(f"{'PASS' if passed else 'FAIL'}  {line}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    if args.plot:
+        plot(results, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
