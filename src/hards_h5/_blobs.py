@@ -112,15 +112,36 @@ def read_blob_into(blobs: h5py.Dataset, ref: FileRef, fd: int) -> None:
 
 
 def copy_blob(src: h5py.Dataset, ref: FileRef, dst: h5py.Dataset) -> FileRef:
-    """Append blob ``ref`` of ``src`` to ``dst`` chunk by chunk; return the new ref."""
+    """Append blob ``ref`` of ``src`` to ``dst`` chunk by chunk; return the new ref.
+
+    The bytes are checked against ``ref.sha256`` on the way.
+
+    Raises
+    ------
+    FileIntegrityError
+        If the bytes lie outside ``src`` or do not match their SHA-256 (``dst``
+        is then left as it was).
+
+    """
+    if ref.offset + ref.size > src.shape[0]:
+        msg = (
+            f"attached file bytes {ref.offset}..{ref.offset + ref.size} lie past the end of /blobs"
+        )
+        raise FileIntegrityError(msg)
     start = dst.shape[0]
     dst.resize((start + ref.size,))
+    digest = hashlib.sha256()
     buf = np.empty(min(CHUNK, max(ref.size, 1)), dtype=np.uint8)
     done = 0
     while done < ref.size:
         n = min(CHUNK, ref.size - done)
         part = buf[:n]
         src.read_direct(part, np.s_[ref.offset + done : ref.offset + done + n])
+        digest.update(part.data)
         dst[start + done : start + done + n] = part
         done += n
+    if digest.digest() != ref.sha256:
+        dst.resize((start,))
+        msg = "attached file bytes do not match their recorded SHA-256"
+        raise FileIntegrityError(msg)
     return FileRef(start, ref.size, ref.sha256)

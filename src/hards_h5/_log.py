@@ -222,6 +222,11 @@ class DatasetLog:
         self._push(_Pending(FILE, node, name.encode(), b"", ref))
 
     @property
+    def torn_rows(self) -> int:
+        """Rows in the file after the last valid record (ignored by replay)."""
+        return int(self._records.shape[0]) - self._applied
+
+    @property
     def has_pending(self) -> bool:
         """Whether records are waiting to be appended to the file."""
         return bool(self._pending)

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from hards.api import HARDSError
 
-from hards_h5 import __version__
+from hards_h5 import __version__, _recover
 from hards_h5._demo import estimate_pi, write_demo
 from hards_h5._nodes import H5Database, H5Dataset
 
@@ -57,6 +57,67 @@ def tree(file: Path, path: str | None, depth: int | None) -> None:
         _print_tree(db, path, depth)
 
 
+@cli.command()
+@click.argument("file", type=_PATH)
+def check(file: Path) -> None:
+    """Verify FILE: structure, format version, record CRCs, JSON and file SHA-256s.
+
+    Exits 1 and lists every problem if anything is wrong.
+
+    Example: hards-h5 check campaign.h5
+    """
+    report = _recover.check(file, progress=_progress)
+    click.echo(
+        f"{file}: format {report.format_version}, {report.datasets} datasets, "
+        f"{report.datapoints} datapoints, {report.files} files ({report.file_bytes} bytes)"
+    )
+    if report.ok:
+        click.echo("OK: no problems found")
+        return
+    for problem in report.problems:
+        click.echo(f"PROBLEM: {problem}", err=True)
+    raise click.exceptions.Exit(1)
+
+
+@cli.command()
+@click.argument("file", type=_PATH)
+def compact(file: Path) -> None:
+    """Rewrite FILE without dead space (atomically: temp file, fsync, rename).
+
+    Example: hards-h5 compact campaign.h5
+    """
+    report = _recover.compact(file, progress=_progress)
+    click.echo(
+        f"{file}: {report.bytes_before} -> {report.bytes_after} bytes "
+        f"({report.datasets} datasets, {report.datapoints} datapoints, {report.files} files)"
+    )
+
+
+@cli.command()
+@click.argument("file", type=_PATH)
+def recover(file: Path) -> None:
+    """Bring back FILE after its writer died; the original is kept as FILE.bak-TIME.
+
+    Clears the stale writer flag and salvages every committed dataset, datapoint,
+    data value and intact file into a clean file that replaces FILE atomically.
+    Run it only when no process is writing FILE (it refuses if one has it open).
+
+    Example: hards-h5 recover campaign.h5
+    """
+    report = _recover.recover(file, progress=_progress)
+    click.echo(
+        f"{file}: recovered {report.datasets} datasets, {report.datapoints} datapoints, "
+        f"{report.files} files; original kept as {report.backup}"
+    )
+    for line in report.dropped:
+        click.echo(f"DROPPED: {line}", err=True)
+
+
+def _progress(message: str) -> None:
+    if sys.stderr.isatty():
+        click.echo(f"  {message}", err=True)
+
+
 def _print_tree(db: H5Database, path: str | None, depth: int | None = None) -> None:
     root: H5Database | H5Dataset = db.recursively_get_dataset(path) if path else db
     click.echo(f"{db.path}" if root is db else root.fullname())
@@ -81,17 +142,19 @@ def _print_tree(db: H5Database, path: str | None, depth: int | None = None) -> N
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (errors are one line, no traceback)."""
     try:
-        cli.main(args=argv, prog_name="hards-h5", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="hards-h5", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
     except (HARDSError, OSError) as exc:
         click.echo(f"hards-h5: error: {exc}", err=True)
         return 1
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

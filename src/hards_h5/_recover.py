@@ -1,0 +1,358 @@
+"""Maintenance of campaign files: check, compact and recover.
+
+All three read a file's committed state through the record logs (CRC-checked
+replay) and, for compact and recover, write it into a *new* file that replaces the
+original with one atomic ``os.replace``, so a crash at any moment leaves either
+the old file or the new one, never a mixture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+
+from hards_h5 import _blobs, _codec, _layout
+from hards_h5._log import DatasetLog, FileRef
+from hards_h5._superblock import clear_status_flags, status_flags
+from hards_h5.errors import (
+    CorruptFileError,
+    DatabaseLockedError,
+    FileIntegrityError,
+    HARDSError,
+    RecoveryNeededError,
+    StoreFileNotFoundError,
+)
+
+__all__ = ["CheckReport", "RewriteReport", "check", "compact", "recover"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RewriteReport:
+    """What a compact or recover wrote, and what it could not save."""
+
+    datasets: int = 0
+    datapoints: int = 0
+    files: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    dropped: list[str] = field(default_factory=list)
+    backup: Path | None = None
+    cleared_flags: bool = False
+
+
+@dataclass
+class CheckReport:
+    """What ``check`` found: counts, and every problem as one line."""
+
+    path: Path
+    format_version: int = 0
+    datasets: int = 0
+    datapoints: int = 0
+    files: int = 0
+    file_bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+
+def _walk(f: h5py.File) -> Iterator[tuple[tuple[str, ...], h5py.Group]]:
+    """Yield every dataset (names from the root, group), parents before children."""
+    stack: list[tuple[tuple[str, ...], h5py.Group]] = [((), f)]
+    while stack:
+        names, group = stack.pop(0)
+        children = group[_layout.DATASETS]
+        for name in children:
+            child = children[name]
+            yield (*names, name), child
+            stack.append(((*names, name), child))
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on ``path`` (HDF5's own lock), or raise if in use."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        msg = f"{path}: no such campaign file"
+        raise StoreFileNotFoundError(msg) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in {errno.EWOULDBLOCK, errno.EAGAIN}:
+                msg = (
+                    f"{path}: another process has the file open; close it (or wait for "
+                    "the writer to finish) before running this"
+                )
+                raise DatabaseLockedError(msg) from None
+            raise
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _open_unlocked(path: Path) -> h5py.File:
+    """Open ``path`` read-only without HDF5's lock (the caller holds it)."""
+    try:
+        f = h5py.File(path, "r", libver=_layout.LIBVER, locking=False)
+    except OSError as exc:
+        msg = f"{path}: HDF5 cannot open the file even with its writer flag cleared: {exc}"
+        raise CorruptFileError(msg) from exc
+    try:
+        _layout.validate_root(f, path)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+class _Copier:
+    """Copies one source file's datasets into a new file, storing each content once."""
+
+    def __init__(
+        self, src: h5py.File, dst: h5py.File, report: RewriteReport, *, strict: bool
+    ) -> None:
+        self.src, self.dst, self.report, self.strict = src, dst, report, strict
+        self.copied: dict[bytes, FileRef] = {}
+
+    def dataset(self, names: tuple[str, ...], group: h5py.Group) -> int:
+        label = "/".join(names)
+        parent = self.dst[_layout.dataset_path(names[:-1])][_layout.DATASETS]
+        old = DatasetLog(group, writable=False)
+        if old.torn_rows:
+            if self.strict:
+                msg = f"dataset {label!r}: {old.torn_rows} records after the last valid one"
+                raise CorruptFileError(msg)
+            self.report.dropped.append(
+                f"dataset {label!r}: {old.torn_rows} incomplete or damaged records "
+                "after the last committed one"
+            )
+        new = DatasetLog(_layout.new_dataset_group(parent, names[-1]), writable=True)
+        if old.data_json(0) != _codec.EMPTY:
+            new.set_data(0, old.data_json(0))
+        self.files(old, new, 0, label)
+        for node, name in enumerate(old.names, start=1):
+            new.create(name)
+            if old.data_json(node) != _codec.EMPTY:
+                new.set_data(node, old.data_json(node))
+            self.files(old, new, node, f"{label}/{name}")
+        new.write_pending()
+        return len(old.names)
+
+    def files(self, old: DatasetLog, new: DatasetLog, node: int, label: str) -> None:
+        for name, ref in old.files(node).items():
+            target = self.copied.get(ref.sha256)
+            if target is None:
+                try:
+                    target = _blobs.copy_blob(self.src[_layout.BLOBS], ref, self.dst[_layout.BLOBS])
+                except FileIntegrityError as exc:
+                    if self.strict:
+                        msg = f"{label}: file {name!r}: {exc}"
+                        raise FileIntegrityError(msg) from exc
+                    self.report.dropped.append(f"{label}: file {name!r} ({exc})")
+                    continue
+                self.copied[ref.sha256] = target
+            new.set_file(node, name, target)
+            self.report.files += 1
+
+
+def _rewrite(
+    src: h5py.File, dst_path: Path, *, strict: bool, progress: Progress | None
+) -> RewriteReport:
+    """Write the committed state of ``src`` into a new, compact campaign file."""
+    report = RewriteReport()
+    _layout.create_file(dst_path)
+    with h5py.File(dst_path, "r+", libver=_layout.LIBVER, locking=False) as dst:
+        copier = _Copier(src, dst, report, strict=strict)
+        for names, group in _walk(src):
+            count = copier.dataset(names, group)
+            report.datasets += 1
+            report.datapoints += count
+            if progress is not None:
+                progress(f"{'/'.join(names)}: {count} datapoints")
+        dst.flush()
+    _layout.fsync_file(dst_path)
+    return report
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    tmp.replace(path)
+    with contextlib.suppress(OSError):
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _scratch(path: Path, what: str) -> Path:
+    return path.with_name(f".{path.name}.{what}-{secrets.token_hex(4)}")
+
+
+def _remove_stale_scratch(path: Path, what: str) -> None:
+    for stale in path.parent.glob(f".{path.name}.{what}-*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+
+
+def compact(path: Path, *, progress: Progress | None = None) -> RewriteReport:
+    """Rewrite ``path`` without dead space, atomically (temp file, fsync, rename).
+
+    Dead space is superseded data records, replaced or orphaned file bytes and
+    duplicated file contents.  The file must not be open in any other process.
+
+    Raises
+    ------
+    DatabaseLockedError
+        If another process has the file open.
+    RecoveryNeededError
+        If a writer died with the file open (run :func:`recover` instead).
+    CorruptFileError
+        If the file has damaged records or files (run ``hards-h5 check``).
+
+    """
+    path = Path(path)
+    _remove_stale_scratch(path, "compact")
+    with _exclusive(path):
+        if status_flags(path):
+            msg = f"{path}: left open by a writer that died; run 'hards-h5 recover {path}' first"
+            raise RecoveryNeededError(msg)
+        tmp = _scratch(path, "compact")
+        try:
+            with _open_unlocked(path) as src:
+                report = _rewrite(src, tmp, strict=True, progress=progress)
+            report.bytes_before = path.stat().st_size
+            report.bytes_after = tmp.stat().st_size
+            _replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return report
+
+
+def recover(path: Path, *, progress: Progress | None = None) -> RewriteReport:
+    """Bring back a campaign file whose writer died, keeping the original as a backup.
+
+    Clears the stale writer flag (as ``h5clear -s`` would), salvages every
+    committed dataset, datapoint, data value and intact file into a clean new
+    file, keeps the original bytes as ``<name>.bak-<time>`` and moves the clean
+    file into place with one atomic rename.  Safe to interrupt and run again.
+
+    Raises
+    ------
+    DatabaseLockedError
+        If another process still has the file open (a writer may be alive).
+    CorruptFileError
+        If HDF5 cannot read the file's structure at all.
+
+    """
+    path = Path(path)
+    _remove_stale_scratch(path, "recover")
+    with _exclusive(path):
+        report_flags = clear_status_flags(path)
+        tmp = _scratch(path, "recover")
+        try:
+            with _open_unlocked(path) as src:
+                report = _rewrite(src, tmp, strict=False, progress=progress)
+            report.cleared_flags = report_flags
+            report.bytes_before = path.stat().st_size
+            report.bytes_after = tmp.stat().st_size
+            backup = path.with_name(f"{path.name}.bak-{time.strftime('%Y%m%dT%H%M%S')}")
+            while backup.exists():
+                backup = backup.with_name(backup.name + "x")
+            try:
+                os.link(path, backup)
+            except OSError:
+                shutil.copyfile(path, backup)
+            report.backup = backup
+            _replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return report
+
+
+def check(path: Path, *, progress: Progress | None = None) -> CheckReport:
+    """Verify structure, format version, record CRCs, JSON and every file's SHA-256.
+
+    Never raises for a damaged file: every problem becomes a line in
+    :attr:`CheckReport.problems`.
+    """
+    path = Path(path)
+    report = CheckReport(path)
+    try:
+        flags = status_flags(path)
+    except (HARDSError, OSError) as exc:
+        report.problems.append(str(exc))
+        return report
+    if flags:
+        report.problems.append(
+            f"{path}: left open by a writer (status flags {flags:#x}); if no process is "
+            f"writing it, run 'hards-h5 recover {path}'"
+        )
+        return report
+    try:
+        f = _layout.open_file(path, "r")
+    except HARDSError as exc:
+        report.problems.append(str(exc))
+        return report
+    with f:
+        report.format_version = int(f.attrs[_layout.ATTR_FORMAT])
+        for names, group in _walk(f):
+            _check_dataset(report, f[_layout.BLOBS], "/".join(names), group)
+            if progress is not None:
+                progress(f"{'/'.join(names)} checked")
+    return report
+
+
+def _check_dataset(report: CheckReport, blobs: h5py.Dataset, label: str, group: h5py.Group) -> None:
+    try:
+        log = DatasetLog(group, writable=False)
+    except (KeyError, OSError, ValueError) as exc:
+        report.problems.append(f"dataset {label!r}: unreadable record log ({exc})")
+        return
+    report.datasets += 1
+    report.datapoints += len(log.names)
+    if log.torn_rows:
+        report.problems.append(
+            f"dataset {label!r}: {log.torn_rows} records after the last valid one "
+            "(torn or damaged; 'hards-h5 recover' drops them)"
+        )
+    for node in range(len(log.names) + 1):
+        where = label if node == 0 else f"{label}/{log.names[node - 1]}"
+        try:
+            _codec.decode(log.data_json(node))
+        except (ValueError, HARDSError) as exc:
+            report.problems.append(f"{where}: data is not a valid JSON object ({exc})")
+        for name, ref in log.files(node).items():
+            report.files += 1
+            report.file_bytes += ref.size
+            problem = _verify_blob(blobs, ref)
+            if problem:
+                report.problems.append(f"{where}: file {name!r}: {problem}")
+
+
+def _verify_blob(blobs: h5py.Dataset, ref: FileRef) -> str | None:
+    with Path(os.devnull).open("wb") as sink:
+        try:
+            _blobs.read_blob_into(blobs, ref, sink.fileno())
+        except FileIntegrityError as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"unreadable ({exc})"
+    return None
