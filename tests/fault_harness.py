@@ -1,0 +1,197 @@
+"""Fault injection: SIGKILL a writer (and recover itself) at random moments.
+
+Each trial starts a writer process that creates datapoints with data, attaches
+files (some of them large), calls ``flush()`` at random points and prints what
+each flush acknowledged.  The harness kills it with SIGKILL at a random moment,
+then opens the file — running ``recover`` when the file asks for it, and in some
+trials killing ``recover`` too and running it again — and checks that every
+acknowledged datapoint and file is present and intact.
+
+Usage::
+
+    python tests/fault_harness.py --trials 200          # prints a summary line
+    python tests/fault_harness.py writer PATH SEED      # (the writer process)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hards_h5 import H5Database, RecoveryNeededError
+from hards_h5._recover import recover
+
+BIG = 48 << 20
+
+
+def point_data(i: int) -> dict[str, object]:
+    """Return the data the writer gives datapoint ``i``."""
+    return {"i": i, "x": i * 0.5, "text": "v" * (i % 50), "nested": {"even": i % 2 == 0}}
+
+
+def file_bytes(k: int) -> bytes:
+    """Return the content of the ``k``-th attached file (every 7th one is large)."""
+    size = BIG if k % 7 == 3 else random.Random(k).randrange(0, 200_000)
+    return random.Random(-k).randbytes(size)
+
+
+def writer(path: Path, seed: int) -> None:
+    """Write forever, printing ``ACK points files`` after every completed flush."""
+    rng = random.Random(seed)
+    scratch = Path(tempfile.mkdtemp(prefix="fault-src-"))
+    db = H5Database(path)
+    ds = db.get_dataset("ds")
+    points = files = 0
+    print("READY", flush=True)
+    while True:
+        point = ds.create_datapoint(f"p{points}")
+        point.add_data(point_data(points))
+        points += 1
+        if rng.random() < 0.02:
+            src = scratch / "src.bin"
+            src.write_bytes(file_bytes(files))
+            point.add_file(src, name=f"f{files}.bin")
+            files += 1
+        if rng.random() < 0.01:
+            db.flush()
+            print(f"ACK {points} {files}", flush=True)
+
+
+@dataclass
+class Summary:
+    """Counts over all trials."""
+
+    trials: int = 0
+    opened: int = 0
+    recovered: int = 0
+    recover_killed: int = 0
+    lost_points: int = 0
+    lost_files: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def _acknowledged(out: str) -> tuple[int, int]:
+    acks = [line.split() for line in out.splitlines() if line.startswith("ACK")]
+    return (int(acks[-1][1]), int(acks[-1][2])) if acks else (0, 0)
+
+
+def _verify(path: Path, points: int, files: int) -> tuple[int, int]:
+    """Return (lost points, lost files) among the acknowledged ones."""
+    lost_points = lost_files = 0
+    with H5Database(path, "r") as db:
+        ds = db.get_dataset("ds")
+        present = set(ds.datapoints)
+        for i in range(points):
+            if f"p{i}" not in present or ds.get_datapoint(f"p{i}").data != point_data(i):
+                lost_points += 1
+        owners = {}
+        for name in ds.datapoints:
+            for fname in ds.get_datapoint(name).files:
+                owners[fname] = name
+        for k in range(files):
+            owner = owners.get(f"f{k}.bin")
+            if owner is None:
+                lost_files += 1
+                continue
+            got = ds.get_datapoint(owner).get_file(f"f{k}.bin").read_bytes()
+            if hashlib.sha256(got).digest() != hashlib.sha256(file_bytes(k)).digest():
+                lost_files += 1
+    return lost_points, lost_files
+
+
+def _recover_in_child(path: Path, kill_after: float) -> bool:
+    """Run recover in a child process; kill it after ``kill_after`` s. True if killed."""
+    code = "import sys; from hards_h5._recover import recover; recover(sys.argv[1])"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)])
+    try:
+        proc.wait(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return True
+    return False
+
+
+def trial(work: Path, number: int, rng: random.Random, summary: Summary) -> None:
+    """Run one kill-and-verify trial."""
+    path = work / f"trial{number}.h5"
+    with H5Database.create_database(path) as db:
+        db.create_dataset("ds")
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "writer", str(path), str(rng.randrange(1 << 30))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # READY
+    time.sleep(rng.uniform(0.0, 2.5))
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate()
+    points, files = _acknowledged(out)
+    summary.trials += 1
+    try:
+        try:
+            H5Database(path, "r").close()
+        except RecoveryNeededError:
+            if rng.random() < 0.3:
+                summary.recover_killed += _recover_in_child(path, rng.uniform(0.0, 0.3))
+            recover(path)
+            summary.recovered += 1
+        lost = _verify(path, points, files)
+    except Exception as exc:
+        summary.failures.append(f"trial {number}: {type(exc).__name__}: {exc}")
+        return
+    summary.opened += 1
+    summary.lost_points += lost[0]
+    summary.lost_files += lost[1]
+    if any(lost):
+        summary.failures.append(
+            f"trial {number}: lost {lost[0]} of {points} acknowledged datapoints, "
+            f"{lost[1]} of {files} files"
+        )
+    for leftover in work.glob(f"trial{number}.h5*"):
+        leftover.unlink()
+
+
+def run(trials: int, seed: int, work: Path) -> Summary:
+    """Run ``trials`` trials in ``work``; return the summary."""
+    rng = random.Random(seed)
+    summary = Summary()
+    for number in range(trials):
+        trial(work, number, rng, summary)
+    return summary
+
+
+def main() -> int:
+    """Command line: run trials (default) or be the writer process."""
+    if len(sys.argv) > 1 and sys.argv[1] == "writer":
+        writer(Path(sys.argv[2]), int(sys.argv[3]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=20261125)
+    args = parser.parse_args()
+    os.environ.setdefault("HARDS_H5_CACHE", tempfile.mkdtemp(prefix="fault-cache-"))
+    with tempfile.TemporaryDirectory(prefix="fault-") as tmp:
+        summary = run(args.trials, args.seed, Path(tmp))
+    print(json.dumps(summary.__dict__, indent=1))
+    print(
+        f"{summary.opened}/{summary.trials} files opened "
+        f"({summary.recovered} after recover, recover killed {summary.recover_killed} times); "
+        f"acknowledged datapoints lost: {summary.lost_points}, files lost: {summary.lost_files}"
+    )
+    return 0 if summary.opened == summary.trials and not summary.failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

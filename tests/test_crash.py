@@ -1,0 +1,157 @@
+"""Crash safety with real SIGKILLs (see tests/fault_harness.py for the full harness)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+
+import fault_harness
+from hards_h5 import DatabaseLockedError, H5Database, RecoveryNeededError
+from hards_h5._recover import check, compact, recover
+from hards_h5._superblock import clear_status_flags, lookup3, status_flags
+
+
+def _run(trials: int, tmp_path: Path) -> None:
+    summary = fault_harness.run(trials, seed=trials, work=tmp_path)
+    assert summary.failures == []
+    assert summary.opened == summary.trials == trials
+    assert summary.lost_points == summary.lost_files == 0
+
+
+def test_kill_writer_then_recover_small(tmp_path: Path) -> None:
+    _run(4, tmp_path)
+
+
+@pytest.mark.slow
+def test_kill_writer_then_recover_many(tmp_path: Path) -> None:
+    _run(int(os.environ.get("HARDS_H5_FAULT_TRIALS", "200")), tmp_path)
+
+
+def test_lookup3_matches_hdf5(db_path: Path) -> None:
+    H5Database.create_database(db_path).close()
+    head = db_path.read_bytes()[:48]
+    assert lookup3(head[:44]) == int.from_bytes(head[44:48], "little")
+    assert lookup3(b"") == 0xDEADBEEF
+    assert status_flags(db_path) == 0
+    assert clear_status_flags(db_path) is False
+
+
+WRITE_AND_HANG = """
+import sys, time
+from hards_h5 import H5Database
+db = H5Database(sys.argv[1])
+db.get_dataset("ds").create_datapoint("acked").add_data({"ok": True})
+db.flush()
+db.get_dataset("ds").create_datapoint("unacked").add_data({"ok": False})
+print("FLUSHED", flush=True)
+time.sleep(600)
+"""
+
+
+def _killed_writer(path: Path) -> None:
+    with H5Database.create_database(path) as db:
+        db.create_dataset("ds")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITE_AND_HANG, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "FLUSHED"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_dead_writer_needs_recover_then_opens(db_path: Path) -> None:
+    _killed_writer(db_path)
+    with pytest.raises(RecoveryNeededError, match="hards-h5 recover"):
+        H5Database(db_path, "r")
+    assert not check(db_path).ok
+    report = recover(db_path)
+    assert report.backup is not None
+    assert report.backup.exists()
+    assert report.cleared_flags
+    with H5Database(db_path, "r") as db:
+        assert db.recursively_get_datapoint("ds/acked").data == {"ok": True}
+    assert check(db_path).ok
+
+
+def test_recover_refuses_while_a_writer_is_alive(db_path: Path) -> None:
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITE_AND_HANG, str(db_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        before = db_path.read_bytes()
+        with pytest.raises(DatabaseLockedError, match="another process"):
+            recover(db_path)
+        with pytest.raises(DatabaseLockedError):
+            compact(db_path)
+        assert db_path.read_bytes() == before
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_compact_reclaims_dead_space_atomically(db_path: Path, tmp_path: Path) -> None:
+    src = tmp_path / "f.bin"
+    with H5Database.create_database(db_path) as db:
+        ds = db.create_dataset("ds")
+        point = ds.create_datapoint("p")
+        for i in range(30):
+            src.write_bytes(random.Random(i).randbytes(300_000))
+            point.add_file(src, name="result.bin")  # replaced 30 times
+            point.add_data({"step": i, "pad": "x" * 10_000})
+            db.flush()
+        final = src.read_bytes()
+    before = db_path.stat().st_size
+    report = compact(db_path)
+    assert report.bytes_after < before / 5
+    assert db_path.stat().st_size == report.bytes_after
+    with H5Database(db_path, "r") as db:
+        point = db.recursively_get_datapoint("ds/p")
+        assert point.data == {"step": 29, "pad": "x" * 10_000}
+        assert point.get_file("result.bin").read_bytes() == final
+    assert check(db_path).ok
+    assert not [p for p in db_path.parent.iterdir() if ".compact-" in p.name]
+
+
+def test_check_finds_a_damaged_file_blob(db_path: Path, tmp_path: Path) -> None:
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"precious bytes" * 1000)
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds").create_datapoint("p").add_file(src)
+    with h5py.File(db_path, "r+") as f:
+        f["blobs"][5] ^= 0xFF
+    report = check(db_path)
+    assert not report.ok
+    assert any("SHA-256" in p for p in report.problems)
+    done = subprocess.run(
+        [sys.executable, "-m", "hards_h5.cli", "check", str(db_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "PROBLEM" in done.stderr
+
+
+def test_time_is_not_wasted(db_path: Path) -> None:
+    """recover on a clean file still works (and keeps a backup)."""
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds").create_datapoint("p").add_data({"a": 1})
+    start = time.monotonic()
+    report = recover(db_path)
+    assert time.monotonic() - start < 60
+    assert not report.cleared_flags
+    with H5Database(db_path, "r") as db:
+        assert db.recursively_get_datapoint("ds/p").data == {"a": 1}
