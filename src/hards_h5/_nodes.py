@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 import h5py
 from hards.api import AbstractDatabase, AbstractDatapoint, AbstractDataset
 
-from hards_h5 import _blobs, _codec, _layout
+from hards_h5 import _blobs, _codec, _layout, _live
 from hards_h5._cache import ExtractionCache, default_cache_root
 from hards_h5._log import DatasetLog
 from hards_h5._names import check_name
@@ -20,6 +20,7 @@ from hards_h5.errors import (
     AlreadyExistsError,
     CorruptFileError,
     DatabaseClosedError,
+    LiveModeError,
     NodeNotFoundError,
     ReadOnlyError,
 )
@@ -535,6 +536,13 @@ class H5Database(_Children, AbstractDatabase):
         ``"r+"`` (default) opens read-write, ``"r"`` read-only (any number of
         processes at once), ``"a"`` creates the file if missing, else opens it
         read-write.
+    swmr : bool
+        With ``mode="r"``: open as a SWMR reader of a file whose writer has called
+        :meth:`start_swmr`; call :meth:`refresh` to see what it has flushed since.
+    timeout : float, optional
+        Seconds to wait for another process's conflicting access (a writer, or
+        readers when opening for writing) to end before raising
+        :class:`DatabaseLockedError`.  Default: fail at once.
     cache_dir : str or os.PathLike, optional
         Where attached files are extracted; default ``$HARDS_H5_CACHE`` or
         ``~/.cache/hards-h5``.
@@ -546,7 +554,8 @@ class H5Database(_Children, AbstractDatabase):
     NotAHardsFileError, FormatVersionError, CorruptFileError, RecoveryNeededError
         If the file is not a readable hards-h5 campaign file.
     DatabaseLockedError
-        If another process holds the file in a conflicting mode.
+        If another process holds the file in a conflicting mode (after
+        ``timeout`` seconds, if given).
 
     Examples
     --------
@@ -561,10 +570,15 @@ class H5Database(_Children, AbstractDatabase):
         location: str | os.PathLike[str],
         mode: Mode = "r+",
         *,
+        swmr: bool = False,
+        timeout: float | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if mode not in _MODES:
             msg = f"mode must be 'r', 'r+' or 'a', not {mode!r} (hards-h5 never truncates a file)"
+            raise ValueError(msg)
+        if swmr and mode != "r":
+            msg = "swmr=True is for readers (mode='r'); a writer calls start_swmr() instead"
             raise ValueError(msg)
         self._path = Path(location)
         self._names = ()
@@ -572,9 +586,11 @@ class H5Database(_Children, AbstractDatabase):
         self._h5: h5py.File | None = None
         self._logs: dict[tuple[str, ...], DatasetLog] = {}
         self._mode: str = _MODES[mode]
+        self._swmr_reader = swmr
+        self._live = False
         if mode == "a" and not os.path.lexists(self._path):
             _layout.create_file(self._path)
-        self._h5 = _layout.open_file(self._path, self._mode)
+        self._h5 = _live.open_waiting(self._path, self._mode, swmr=swmr, timeout=timeout)
         # Code written for the seed never calls close(): pending records are written
         # and the file closed when the database is collected or the interpreter
         # exits (weakref.finalize, not __del__); close() runs the same finalizer.
@@ -634,6 +650,51 @@ class H5Database(_Children, AbstractDatabase):
     def __repr__(self) -> str:
         state = "closed" if self._h5 is None else f"mode={self._mode!r}"
         return f"<H5Database {str(self._path)!r} {state}>"
+
+    # ----------------------------------------------------------------- SWMR
+    @property
+    def swmr_mode(self) -> bool:
+        """True for a writer after :meth:`start_swmr` and for a ``swmr=True`` reader."""
+        return self._live or self._swmr_reader
+
+    def start_swmr(self) -> None:
+        """Switch this writer to SWMR live mode: readers may now watch the file.
+
+        Everything pending is written first.  Afterwards datapoints, data and
+        files can still be added to existing datasets; creating a dataset raises
+        :class:`LiveModeError`.  Readers open the file with
+        ``H5Database(path, mode="r", swmr=True)`` and see what this writer has
+        :meth:`flush`-ed after they call :meth:`refresh`.  Closing the writer ends
+        live mode; the file is then an ordinary campaign file.
+
+        Raises
+        ------
+        ReadOnlyError
+            On a database opened with ``mode="r"``.
+
+        """
+        self._check_writable()
+        if self._live:
+            return
+        h5 = self._file()
+        for log in self._logs.values():
+            log.write_pending()
+        h5.flush()
+        h5.swmr_mode = True
+        self._live = True
+
+    def refresh(self) -> None:
+        """Make this reader see what the SWMR writer has flushed since the last call.
+
+        Without SWMR (a closed file has no writer) there is nothing new to see and
+        this does nothing.  Objects taken from the database before the call see the
+        new datapoints, data and files too.
+        """
+        self._file()
+        if not self._swmr_reader:
+            return
+        for log in self._logs.values():
+            log.refresh()
 
     # ---------------------------------------------------------------- lifecycle
     def flush(self) -> None:
@@ -698,7 +759,10 @@ class H5Database(_Children, AbstractDatabase):
         return log
 
     def _blobs(self) -> h5py.Dataset:
-        return self._file()[_layout.BLOBS]
+        blobs = self._file()[_layout.BLOBS]
+        if self._swmr_reader:
+            blobs.refresh()
+        return blobs
 
     def _check_writable(self) -> None:
         if self._file() is not None and self._mode == "r":
@@ -707,7 +771,13 @@ class H5Database(_Children, AbstractDatabase):
 
     def _check_structural(self, action: str) -> None:
         """Refuse structural changes in modes that forbid them (SWMR live mode)."""
-        del action
+        if self._live:
+            msg = (
+                f"{self._path}: cannot {action} in SWMR live mode: HDF5 lets a SWMR "
+                "writer only append to existing objects. Create every dataset before "
+                "start_swmr() (datapoints, data and files can still be added)"
+            )
+            raise LiveModeError(msg)
 
 
 def _release(
