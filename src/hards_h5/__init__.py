@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from hards_h5._merge import MergeConflictError, MergeReport, merge
 from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset
 from hards_h5.errors import (
     AlreadyExistsError,
@@ -47,6 +48,8 @@ __all__ = [
     "InvalidDataError",
     "InvalidNameError",
     "LiveModeError",
+    "MergeConflictError",
+    "MergeReport",
     "NameValidationError",
     "NodeNotFoundError",
     "NotAHardsFileError",
@@ -55,4 +58,5 @@ __all__ = [
     "SourceFileError",
     "StoreFileNotFoundError",
     "__version__",
+    "merge",
 ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from hards.api import HARDSError
 
-from hards_h5 import __version__, _recover
+from hards_h5 import __version__, _merge, _recover
 from hards_h5._demo import estimate_pi, write_demo
 from hards_h5._nodes import H5Database, H5Dataset
 
@@ -111,6 +111,30 @@ def recover(file: Path) -> None:
     )
     for line in report.dropped:
         click.echo(f"DROPPED: {line}", err=True)
+
+
+@cli.command("merge")
+@click.argument("out", type=_PATH)
+@click.argument("inputs", nargs=-1, required=True, type=_PATH)
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for OUT's lock.")
+def merge_cmd(out: Path, inputs: tuple[Path, ...], timeout: float | None) -> None:
+    """Fold the shard files INPUTS into OUT (created if missing).
+
+    Datasets are matched by path and datapoints by name; data keys or files that
+    two sources give different values are reported and nothing is written.
+
+    Example: hards-h5 merge campaign.h5 shard-rank0.h5 shard-rank1.h5
+    """
+    try:
+        report = _merge.merge(out, inputs, timeout=timeout, progress=_progress)
+    except _merge.MergeConflictError as exc:
+        click.echo(f"hards-h5: error: {exc}", err=True)
+        raise click.exceptions.Exit(1) from None
+    click.echo(
+        f"{out}: merged {len(inputs)} files: +{report.datasets} datasets, "
+        f"+{report.datapoints} datapoints, +{report.files} files "
+        f"({report.skipped_identical} identical entries skipped)"
+    )
 
 
 def _progress(message: str) -> None:

@@ -1,0 +1,233 @@
+"""Fold shard files (one per worker or node) into one campaign file.
+
+Datasets are matched by path, datapoints by name within their dataset.  Data merge
+key by key and files by name; a key or file that two sources give *different*
+values is a conflict.  All conflicts are found before anything is written, and
+reported together: a merge either happens completely or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hards_h5 import _blobs, _codec
+from hards_h5._log import FileRef
+from hards_h5._nodes import H5Database, H5Dataset
+from hards_h5.errors import HARDSError
+
+__all__ = ["MergeConflictError", "MergeReport", "merge"]
+
+Progress = Callable[[str], None]
+_Key = tuple[tuple[str, ...], str]  # (dataset path, datapoint name; "" = the dataset)
+
+
+class MergeConflictError(HARDSError, ValueError):
+    """Sources disagree about a value; nothing was written.
+
+    Attributes
+    ----------
+    conflicts : list[str]
+        One line per conflict.
+
+    """
+
+    def __init__(self, conflicts: list[str]) -> None:
+        self.conflicts = conflicts
+        shown = "\n  ".join(conflicts[:20])
+        more = f"\n  ... and {len(conflicts) - 20} more" if len(conflicts) > 20 else ""  # noqa: PLR2004
+        super().__init__(f"{len(conflicts)} merge conflicts, nothing written:\n  {shown}{more}")
+
+
+@dataclass
+class MergeReport:
+    """What a merge added."""
+
+    datasets: int = 0
+    datapoints: int = 0
+    files: int = 0
+    skipped_identical: int = 0
+    sources: list[Path] = field(default_factory=list)
+
+
+def _datasets(node: H5Database | H5Dataset) -> Iterator[H5Dataset]:
+    for name in node.children:
+        child = node.get_dataset(name)
+        yield child
+        yield from _datasets(child)
+
+
+@dataclass
+class _Planned:
+    data: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)  # name -> sha256
+    origin: dict[str, str] = field(default_factory=dict)  # key or file -> source
+
+
+class _Planner:
+    """Simulates the merge in memory to find every conflict before writing."""
+
+    def __init__(self, out: H5Database) -> None:
+        self.out = out
+        self.state: dict[_Key, _Planned] = {}
+        self.conflicts: list[str] = []
+
+    def _current(self, key: _Key) -> _Planned:
+        planned = self.state.get(key)
+        if planned is None:
+            planned = _Planned()
+            names, point = key
+            try:
+                ds = self.out.recursively_get_dataset("/".join(names))
+            except HARDSError:
+                ds = None
+            if ds is not None:
+                log = self.out._log(ds._names)  # noqa: SLF001
+                node = 0 if not point else log.node_of(point)
+                if node is not None:
+                    planned.data = _codec.decode(log.data_json(node))
+                    planned.files = {n: r.sha256 for n, r in log.files(node).items()}
+                    planned.origin = dict.fromkeys([*planned.data, *planned.files], "output")
+            self.state[key] = planned
+        return planned
+
+    def add(self, key: _Key, data: dict[str, Any], files: dict[str, FileRef], source: str) -> None:
+        planned = self._current(key)
+        where = "/".join((*key[0], key[1])) if key[1] else "/".join(key[0]) + " (dataset)"
+        for k, value in data.items():
+            if k in planned.data and planned.data[k] != value:
+                self.conflicts.append(
+                    f"{where}: data key {k!r} is {planned.data[k]!r} in "
+                    f"{planned.origin.get(k, '?')} but {value!r} in {source}"
+                )
+            else:
+                planned.data[k] = value
+                planned.origin.setdefault(k, source)
+        for name, ref in files.items():
+            if name in planned.files and planned.files[name] != ref.sha256:
+                self.conflicts.append(
+                    f"{where}: file {name!r} differs between "
+                    f"{planned.origin.get(name, '?')} and {source} (SHA-256)"
+                )
+            else:
+                planned.files[name] = ref.sha256
+                planned.origin.setdefault(name, source)
+
+
+def merge(
+    output: str | os.PathLike[str],
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+) -> MergeReport:
+    """Fold the campaign files ``inputs`` into ``output`` (created if missing).
+
+    Parameters
+    ----------
+    output : str or os.PathLike
+        The campaign file to merge into; created if it does not exist.
+    inputs : sequence of str or os.PathLike
+        Shard files, merged in order.
+    timeout : float, optional
+        Seconds to wait for another process's lock on ``output``.
+    progress : callable, optional
+        Called with a line of text after each dataset of each input.
+
+    Returns
+    -------
+    MergeReport
+        Counts of what was added.
+
+    Raises
+    ------
+    MergeConflictError
+        If two sources give different values to one data key or file name
+        (nothing is written then).
+
+    """
+    sources = [Path(p) for p in inputs]
+    report = MergeReport(sources=sources)
+    with H5Database(output, "a", timeout=timeout) as out:
+        planner = _Planner(out)
+        for src_path in sources:
+            with H5Database(src_path, "r") as src:
+                for ds in _datasets(src):
+                    log = src._log(ds._names)  # noqa: SLF001
+                    planner.add((ds._names, ""), ds.data, log.files(0), str(src_path))  # noqa: SLF001
+                    for node, name in enumerate(log.names, start=1):
+                        data = _codec.decode(log.data_json(node))
+                        planner.add((ds._names, name), data, log.files(node), str(src_path))  # noqa: SLF001
+        if planner.conflicts:
+            raise MergeConflictError(planner.conflicts)
+        known = _blob_index(out)
+        for src_path in sources:
+            with H5Database(src_path, "r") as src:
+                for ds in _datasets(src):
+                    _copy_dataset(out, src, ds, known, report)
+                    if progress is not None:
+                        progress(f"{src_path}: {ds.fullname()}")
+    return report
+
+
+def _blob_index(out: H5Database) -> dict[bytes, FileRef]:
+    index: dict[bytes, FileRef] = {}
+    for ds in _datasets(out):
+        log = out._log(ds._names)  # noqa: SLF001
+        for node in range(len(log.names) + 1):
+            for ref in log.files(node).values():
+                index.setdefault(ref.sha256, ref)
+    return index
+
+
+def _copy_dataset(
+    out: H5Database,
+    src: H5Database,
+    ds: H5Dataset,
+    known: dict[bytes, FileRef],
+    report: MergeReport,
+) -> None:
+    names = ds._names  # noqa: SLF001
+    parent: H5Database | H5Dataset = out
+    for name in names:
+        if parent.has_dataset(name):
+            parent = parent.get_dataset(name)
+        else:
+            parent = parent.create_dataset(name)
+            report.datasets += 1
+    old = src._log(names)  # noqa: SLF001
+    new = out._log(names)  # noqa: SLF001
+    blobs_in, blobs_out = src._blobs(), out._blobs()  # noqa: SLF001
+
+    def fold(node_old: int, node_new: int) -> None:
+        incoming = _codec.decode(old.data_json(node_old))
+        current = _codec.decode(new.data_json(node_new))
+        if any(current.get(k, _MISSING) != v for k, v in incoming.items()):
+            current.update(incoming)
+            new.set_data(node_new, _codec.dumps(current))
+        for fname, ref in old.files(node_old).items():
+            have = new.files(node_new).get(fname)
+            if have is not None and have.sha256 == ref.sha256:
+                report.skipped_identical += 1
+                continue
+            target = known.get(ref.sha256)
+            if target is None:
+                target = known[ref.sha256] = _blobs.copy_blob(blobs_in, ref, blobs_out)
+            new.set_file(node_new, fname, target)
+            report.files += 1
+
+    fold(0, 0)
+    for node, name in enumerate(old.names, start=1):
+        existing = new.node_of(name)
+        if existing is None:
+            existing = new.create(name)
+            report.datapoints += 1
+        else:
+            report.skipped_identical += 1
+        fold(node, existing)
+
+
+_MISSING = object()
