@@ -1,0 +1,174 @@
+"""MPI helpers: write a campaign from many ranks, post-process it across ranks.
+
+Needs ``mpi4py`` (``pip install 'hards-h5[mpi]'``); nothing else in hards-h5
+imports this module.
+
+Writing: HDF5 without an MPI build allows one writer per file, and datapoints are
+created one at a time, so :func:`write_campaign` lets every rank *compute* and
+gathers the results, batch by batch, to one writer rank.  (The alternative — a
+shard file per rank, then :func:`hards_h5.merge` — suits ranks on different nodes
+without a shared filesystem; ``docs/concurrency.md`` compares the two.)
+
+Reading: any number of processes may open a closed campaign file read-only, so
+:func:`open_readonly` opens it on every rank and :func:`split` gives each rank its
+contiguous share of a list of datapoints; reduce with ``comm.allreduce``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hards_h5._nodes import H5Database, H5Dataset
+from hards_h5.errors import HARDSError
+
+try:
+    from mpi4py import MPI
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    msg = "hards_h5.mpi needs mpi4py: pip install 'hards-h5[mpi]'"
+    raise ImportError(msg) from exc
+
+__all__ = ["Result", "open_readonly", "split", "write_campaign"]
+
+T = TypeVar("T")
+Result = tuple[str, Mapping[str, Any], Mapping[str, "str | os.PathLike[str]"]]
+"""What ``compute`` returns for one task: datapoint name, its data, and files to
+attach (name -> path readable by the writer rank, e.g. on a shared filesystem)."""
+
+
+def split(comm: Any, items: Sequence[T]) -> list[T]:
+    """Return this rank's contiguous share of ``items`` (shares differ by at most one).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+        The communicator.
+    items : Sequence
+        What to share out, in the same order on every rank.
+
+    Returns
+    -------
+    list
+        ``items[start:stop]`` for this rank.
+
+    """
+    size, rank = comm.Get_size(), comm.Get_rank()
+    base, extra = divmod(len(items), size)
+    start = rank * base + min(rank, extra)
+    stop = start + base + (1 if rank < extra else 0)
+    return list(items[start:stop])
+
+
+@contextlib.contextmanager
+def open_readonly(comm: Any, path: str | os.PathLike[str]) -> Iterator[H5Database]:
+    """Open the campaign file read-only on every rank of ``comm``.
+
+    Every rank waits (barrier) until all have opened it, and again before the
+    file is closed, so no rank starts writing it while another still reads.
+    """
+    db = H5Database(path, "r")
+    try:
+        comm.Barrier()
+        yield db
+        comm.Barrier()
+    finally:
+        db.close()
+
+
+def _dataset(db: H5Database, path: str) -> H5Dataset:
+    node: H5Database | H5Dataset = db
+    for name in path.strip("/").split("/"):
+        node = node.get_dataset(name) if node.has_dataset(name) else node.create_dataset(name)
+    assert isinstance(node, H5Dataset)  # noqa: S101 - the path has at least one part
+    return node
+
+
+def write_campaign(
+    comm: Any,
+    path: str | os.PathLike[str],
+    dataset: str,
+    tasks: Sequence[T],
+    compute: Callable[[T], Result],
+    *,
+    root: int = 0,
+    batch: int = 1000,
+) -> int:
+    """Compute ``tasks`` across the ranks and store the results from rank ``root``.
+
+    Tasks are dealt round-robin; after every ``batch`` tasks per rank the results
+    are gathered to ``root``, which creates the datapoints (data and files) in
+    ``dataset`` (created, with its parents, if missing) and flushes, so a crash
+    loses at most the batch in flight.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+        The communicator; every rank must call this with the same arguments.
+    path : str or os.PathLike
+        The campaign file (created by ``root`` if missing).
+    dataset : str
+        Dataset path such as ``"random"`` or ``"mc/optimiser"``.
+    tasks : Sequence
+        Inputs to ``compute``, identical on every rank.
+    compute : callable
+        Maps one task to ``(name, data, files)``.
+    root : int
+        The rank that writes.
+    batch : int
+        Tasks per rank between two gathers.
+
+    Returns
+    -------
+    int
+        Datapoints written (on ``root``; 0 on the other ranks).
+
+    Raises
+    ------
+    HARDSError
+        On every rank, if the writer failed (the writer's message is included).
+
+    """
+    rank, size = comm.Get_rank(), comm.Get_size()
+    mine = list(tasks[rank::size])
+    rounds = comm.allreduce((len(mine) + batch - 1) // batch, op=MPI.MAX)
+    db = H5Database(path, "a") if rank == root else None
+    written = 0
+    error: str | None = None
+    try:
+        target = _dataset(db, dataset) if db is not None else None
+        for r in range(rounds):
+            results = [compute(t) for t in mine[r * batch : (r + 1) * batch]]
+            gathered = comm.gather(results, root=root)
+            if target is not None and db is not None and error is None:
+                try:
+                    written += _store(target, gathered)
+                    db.flush()
+                except (HARDSError, OSError, TypeError, ValueError) as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+            error = comm.bcast(error, root=root)
+            if error is not None:
+                break
+    finally:
+        if db is not None:
+            db.close()
+    comm.Barrier()  # the writer has closed the file: others may open it now
+    if error is not None:
+        msg = f"write_campaign failed on rank {root}: {error}"
+        raise HARDSError(msg)
+    return written
+
+
+def _store(target: H5Dataset, gathered: list[list[Result]]) -> int:
+    count = 0
+    for results in gathered:
+        for name, data, files in results:
+            point = target.create_datapoint(name)
+            if data:
+                point.add_data(dict(data))
+            for file_name, file_path in files.items():
+                point.add_file(Path(file_path), name=file_name)
+            count += 1
+    return count
