@@ -8,8 +8,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from hards_h5._frame import MissingDependencyError
 from hards_h5._merge import MergeConflictError, MergeReport, merge
 from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset
+from hards_h5._query import InvalidFilterError
 from hards_h5.errors import (
     AlreadyExistsError,
     CorruptFileError,
@@ -46,10 +48,12 @@ __all__ = [
     "H5Dataset",
     "HARDSError",
     "InvalidDataError",
+    "InvalidFilterError",
     "InvalidNameError",
     "LiveModeError",
     "MergeConflictError",
     "MergeReport",
+    "MissingDependencyError",
     "NameValidationError",
     "NodeNotFoundError",
     "NotAHardsFileError",

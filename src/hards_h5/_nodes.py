@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Union
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 import h5py
 from hards.api import AbstractDatabase, AbstractDatapoint, AbstractDataset
 
-from hards_h5 import _blobs, _codec, _layout, _live
+from hards_h5 import _blobs, _codec, _frame, _layout, _live, _query
 from hards_h5._cache import ExtractionCache, default_cache_root
 from hards_h5._log import DatasetLog
 from hards_h5._names import check_name
@@ -479,6 +479,76 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
             if not parents or not isinstance(dataset._parent, H5Dataset):
                 return out
             dataset = dataset._parent
+
+    def _lineage(self, *, parents: bool) -> list[H5Dataset]:
+        """Return this dataset, then (``parents``) its ancestors up to the top level."""
+        chain: list[H5Dataset] = [self]
+        while parents and isinstance(chain[-1]._parent, H5Dataset):
+            chain.append(chain[-1]._parent)
+        return chain
+
+    def find(self, spec: Mapping[str, Any], *, parents: bool = True) -> list[H5Datapoint]:
+        """Return the datapoints whose data match the filter ``spec``.
+
+        Parameters
+        ----------
+        spec : Mapping
+            A filter dict: ``{"x": 0.5}``, ``{"x": {"$gt": 0.5}}``, dotted keys for
+            nested data (``{"opt.lr": 0.1}``), ``$and``/``$or``/``$not``; operators
+            ``$eq $ne $gt $gte $lt $lte $in $nin $exists $regex $type``.
+        parents : bool
+            Also search inherited datapoints (as ``recursively_get_datapoints``).
+
+        Returns
+        -------
+        list[H5Datapoint]
+            Matches, in ``recursively_get_datapoints`` order.
+
+        Raises
+        ------
+        InvalidFilterError
+            If ``spec`` is malformed (checked before reading any datapoint).
+
+        Examples
+        --------
+        >>> hits = dataset.find({"inside": True, "x": {"$lt": 0.1}})  # doctest: +SKIP
+
+        """
+        matches = _query.compile_filter(spec)
+        out: list[H5Datapoint] = []
+        for dataset in self._lineage(parents=parents):
+            log = self._db._log(dataset._names)
+            for node, name in enumerate(log.names, start=1):
+                if matches(_codec.decode(log.data_json(node))):
+                    out.append(H5Datapoint(dataset, node, name))
+        return out
+
+    def to_dataframe(self, *, parents: bool = True) -> Any:
+        """Return the datapoints' data as a pandas DataFrame (needs ``[pandas]``).
+
+        One row per datapoint (inherited ones too when ``parents``), indexed by
+        datapoint name (names repeat when two datasets use the same one); a
+        ``dataset`` column names the dataset each row comes from, then one column
+        per top-level data key.
+
+        Parameters
+        ----------
+        parents : bool
+            Include the datapoints inherited from ancestor datasets.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The table.
+
+        Raises
+        ------
+        MissingDependencyError
+            If pandas is not installed.
+
+        """
+        sources = [(d.fullname(), self._db._log(d._names)) for d in self._lineage(parents=parents)]
+        return _frame.frame(sources)
 
 
 class H5Datapoint(_DataAndFiles, AbstractDatapoint):

@@ -5,15 +5,23 @@ Nothing in the library imports this module.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import shutil
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
-from hards.api import HARDSError
+from hards.api import DoesNotExistError, HARDSError
+from rich.console import Console
+from rich.progress import Progress
 
-from hards_h5 import __version__, _merge, _recover
+from hards_h5 import __version__, _layout, _merge, _migrate, _recover
 from hards_h5._demo import estimate_pi, write_demo
-from hards_h5._nodes import H5Database, H5Dataset
+from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset
+from hards_h5._query import parse_filter
+from hards_h5._superblock import status_flags
 
 __all__ = ["main"]
 
@@ -55,6 +63,176 @@ def tree(file: Path, path: str | None, depth: int | None) -> None:
     """
     with H5Database(file, "r") as db:
         _print_tree(db, path, depth)
+
+
+@cli.command()
+@click.argument("file", type=_PATH)
+def info(file: Path) -> None:
+    """Show FILE's format version, counts, sizes and writer state.
+
+    Example: hards-h5 info campaign.h5
+    """
+    flags = status_flags(file) if file.is_file() else 0
+    if flags:
+        click.echo(f"{file}: writer state: left open by a writer (flags {flags:#x})")
+        click.echo(f"  if no process is writing it, run 'hards-h5 recover {file}'")
+        raise click.exceptions.Exit(1)
+    with H5Database(file, "r") as db:
+        datasets = list(_walk(db))
+        points = sum(len(d.datapoints) for d in datasets)
+        files = sum(len(d.files) for d in datasets)
+        h5 = db._file()  # noqa: SLF001 - read-only facts about the container
+        version = int(h5.attrs[_layout.ATTR_FORMAT])
+        creator = h5.attrs.get(_layout.ATTR_CREATOR, "?")
+        blob_bytes = int(h5[_layout.BLOBS].shape[0])
+        for d in datasets:
+            files += sum(len(d.get_datapoint(n).files) for n in d.datapoints)
+    rows = [
+        ("format version", str(version)),
+        ("written by", str(creator)),
+        ("file size", f"{file.stat().st_size:,} bytes"),
+        ("datasets", str(len(datasets))),
+        ("datapoints", str(points)),
+        ("attached files", str(files)),
+        ("attached bytes stored", f"{blob_bytes:,}"),
+        ("writer state", "closed cleanly (no writer)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    click.echo(str(file))
+    for key, value in rows:
+        click.echo(f"  {key:<{width}}  {value}")
+
+
+def _walk(node: H5Database | H5Dataset) -> list[H5Dataset]:
+    out: list[H5Dataset] = []
+    for name in node.children:
+        child = node.get_dataset(name)
+        out.append(child)
+        out.extend(_walk(child))
+    return out
+
+
+def _node(db: H5Database, path: str) -> H5Dataset | H5Datapoint:
+    try:
+        return db.recursively_get_dataset(path)
+    except DoesNotExistError:
+        pass
+    try:
+        return db.recursively_get_datapoint(path)
+    except DoesNotExistError:
+        msg = f"{db.path}: no dataset or datapoint {path!r}"
+        raise DoesNotExistError(msg) from None
+
+
+@cli.command()
+@click.argument("file", type=_PATH)
+@click.argument("path")
+def show(file: Path, path: str) -> None:
+    """Print the data (as JSON) and files of the dataset or datapoint PATH.
+
+    Example: hards-h5 show campaign.h5 random/sample-000042
+    """
+    with H5Database(file, "r") as db:
+        node = _node(db, path)
+        kind = "dataset" if isinstance(node, H5Dataset) else "datapoint"
+        click.echo(f"{kind} {node.fullname()}")
+        click.echo(json.dumps(node.data, indent=2, ensure_ascii=False))
+        if isinstance(node, H5Dataset):
+            click.echo(f"datapoints: {len(node.datapoints)}  child datasets: {node.children}")
+        for name in node.files:
+            click.echo(f"file {name}  ({node.get_file(name).stat().st_size:,} bytes)")
+
+
+@cli.command()
+@click.argument("file", type=_PATH)
+@click.argument("path")
+@click.argument("name")
+@click.option("-o", "--output", type=_PATH, help="Where to write it (default: ./NAME).")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+def get(file: Path, path: str, name: str, output: Path | None, force: bool) -> None:
+    """Extract the file NAME attached to the dataset or datapoint PATH.
+
+    Example: hards-h5 get campaign.h5 random/sample-000000 sample.txt -o here.txt
+    """
+    target = output or Path(name)
+    if target.exists() and not force:
+        msg = f"{target} exists; use --force to overwrite it"
+        raise click.UsageError(msg)
+    with H5Database(file, "r") as db:
+        cached = _node(db, path).get_file(name)
+        shutil.copyfile(cached, target)
+    click.echo(f"wrote {target} ({target.stat().st_size:,} bytes)")
+
+
+@cli.command()
+@click.argument("file", type=_PATH)
+@click.argument("dataset")
+@click.argument("spec", metavar="FILTER")
+@click.option("--own", is_flag=True, help="Only the dataset's own datapoints, not inherited.")
+@click.option("--data", "with_data", is_flag=True, help="Print each match's data too.")
+def find(file: Path, dataset: str, spec: str, own: bool, with_data: bool) -> None:
+    """List the datapoints of DATASET whose data match FILTER (a JSON filter).
+
+    FILTER examples: '{"inside": true}', '{"x": {"$gt": 0.5}}',
+    '{"$or": [{"x": {"$lt": 0.1}}, {"y": {"$lt": 0.1}}]}'.
+
+    Example: hards-h5 find campaign.h5 random/extended '{"x": {"$gt": 0.9}}'
+    """
+    query = parse_filter(spec)
+    with H5Database(file, "r") as db:
+        hits = db.recursively_get_dataset(dataset).find(query, parents=not own)
+        for point in hits:
+            if with_data:
+                click.echo(f"{point.fullname()}\t{json.dumps(point.data, ensure_ascii=False)}")
+            else:
+                click.echo(point.fullname())
+    if sys.stderr.isatty():
+        click.echo(f"{len(hits)} matching datapoints", err=True)
+
+
+@cli.command("export")
+@click.argument("file", type=_PATH)
+@click.argument("directory", type=_PATH)
+def export_cmd(file: Path, directory: Path) -> None:
+    """Write FILE as a seed-format directory DIRECTORY (hards.filesystem opens it).
+
+    Example: hards-h5 export campaign.h5 campaign-dir
+    """
+    with H5Database(file, "r") as db:
+        total = sum(len(d.datapoints) for d in _walk(db))
+    with _bar("export", total) as advance:
+        report = _migrate.export_seed(file, directory, progress=advance)
+    click.echo(
+        f"wrote {directory}: {report.datasets} datasets, {report.datapoints} datapoints, "
+        f"{report.files} files"
+    )
+
+
+@cli.command("import")
+@click.argument("directory", type=_PATH)
+@click.argument("file", type=_PATH)
+def import_cmd(directory: Path, file: Path) -> None:
+    """Read the seed-format directory DIRECTORY into a new campaign FILE.
+
+    Example: hards-h5 import old-campaign-dir campaign.h5
+    """
+    with _bar("import", _migrate.count_seed_datapoints(directory)) as advance:
+        report = _migrate.import_seed(directory, file, progress=advance)
+    click.echo(
+        f"wrote {file}: {report.datasets} datasets, {report.datapoints} datapoints, "
+        f"{report.files} files"
+    )
+
+
+@contextlib.contextmanager
+def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """Yield a progress callback: a rich bar on a terminal, silent otherwise."""
+    if not sys.stderr.isatty() or total < 1000:  # noqa: PLR2004 - "more than a moment"
+        yield lambda _done: None
+        return
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)
 
 
 @cli.command()
@@ -153,7 +331,8 @@ def _print_tree(db: H5Database, path: str | None, depth: int | None = None) -> N
         for i, name in enumerate(names):
             child = node.get_dataset(name)
             last = i == len(names) - 1
-            files = f", {len(child.files)} files" if child.files else ""
+            count = len(child.files)
+            files = f", {count} file{'s' if count != 1 else ''}" if count else ""
             click.echo(
                 f"{prefix}{'└── ' if last else '├── '}{name}  "
                 f"({len(child.datapoints)} datapoints{files})"

@@ -1,0 +1,86 @@
+"""Seed migration: import and export round-trip a hards.filesystem directory exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hards.filesystem import FilesystemDatabase
+
+from hards_h5 import H5Database, InvalidDataError
+from hards_h5._migrate import export_seed, import_seed
+
+
+def _snapshot(root: Path) -> dict[str, bytes | object]:
+    """Every file under a seed directory: data.json parsed, other files as bytes."""
+    out: dict[str, bytes | object] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            rel = str(path.relative_to(root))
+            out[rel] = (
+                json.loads(path.read_text()) if path.name == "data.json" else path.read_bytes()
+            )
+        elif path.is_dir():
+            out[str(path.relative_to(root)) + "/"] = None
+    return out
+
+
+def _seed_campaign(root: Path, tmp_path: Path) -> None:
+    db = FilesystemDatabase.create_database(root)
+    run = db.create_dataset("run.v2")  # a dotted name the seed itself lists as "run"
+    run.add_data({"simulator": "v2", "nested": {"a": [1, 2]}})
+    sub = run.create_dataset("opt.bayes")
+    src = tmp_path / "out.csv"
+    for i in range(20):
+        point = (run if i % 2 else sub).create_datapoint(f"p.{i:03d}")
+        point.add_data({"i": i, "x": i / 3, "label": "ünïcode"})
+        if i % 5 == 0:
+            src.write_bytes(bytes(range(256)) * (i + 1))
+            point.add_file(src, name=f"result.{i}.csv")
+    run.add_file(src, name="summary.tar.gz")
+    db.create_dataset("empty")
+
+
+def test_import_then_export_is_exact(tmp_path: Path) -> None:
+    seed_dir = tmp_path / "seed"
+    _seed_campaign(seed_dir, tmp_path)
+    h5 = tmp_path / "campaign.h5"
+    report = import_seed(seed_dir, h5)
+    assert (report.datasets, report.datapoints, report.files) == (3, 20, 5)
+    with H5Database(h5, "r") as db:
+        assert sorted(db.children) == ["empty", "run.v2"]
+        run = db.get_dataset("run.v2")
+        assert run.children == ["opt.bayes"]
+        assert run.get_datapoint("p.001").data == {"i": 1, "x": 1 / 3, "label": "ünïcode"}
+        assert run.files == ["summary.tar.gz"]
+    back = tmp_path / "back"
+    export_seed(h5, back)
+    assert _snapshot(back) == _snapshot(seed_dir)
+    # and the seed opens the export (through its own, dot-truncating listing)
+    seed = FilesystemDatabase(back)
+    assert seed.get_dataset("run.v2").get_datapoint("p.001").data["i"] == 1
+
+
+def test_import_refuses_non_seed_and_bad_data(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match=r"not a hards\.filesystem database"):
+        import_seed(tmp_path, tmp_path / "x.h5")
+    seed_dir = tmp_path / "seed"
+    db = FilesystemDatabase.create_database(seed_dir)
+    db.create_dataset("ds").create_datapoint("bad").add_data({"x": float("nan")})
+    target = tmp_path / "bad.h5"
+    with pytest.raises(InvalidDataError, match=r"data\.json"):
+        import_seed(seed_dir, target)
+    assert not target.exists()
+
+
+def test_cli_import_export(tmp_path: Path) -> None:
+    from hards_h5.cli import main
+
+    seed_dir = tmp_path / "seed"
+    _seed_campaign(seed_dir, tmp_path)
+    h5 = tmp_path / "c.h5"
+    assert main(["import", str(seed_dir), str(h5)]) == 0
+    assert main(["export", str(h5), str(tmp_path / "again")]) == 0
+    assert _snapshot(tmp_path / "again") == _snapshot(seed_dir)
+    assert main(["export", str(h5), str(tmp_path / "again")]) == 1  # exists: refused
