@@ -72,7 +72,10 @@ def info(file: Path) -> None:
 
     Example: hards-h5 info campaign.h5
     """
-    flags = status_flags(file) if file.is_file() else 0
+    try:
+        flags = status_flags(file)
+    except (HARDSError, OSError):
+        flags = 0  # opening the file below reports what is wrong with it
     if flags:
         click.echo(f"{file}: writer state: left open by a writer (flags {flags:#x})")
         click.echo(f"  if no process is writing it, run 'hards-h5 recover {file}'")
