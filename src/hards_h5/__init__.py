@@ -31,6 +31,7 @@ from hards_h5.errors import (
     ReadOnlyError,
     RecoveryNeededError,
     SourceFileError,
+    StorageFullError,
     StoreFileNotFoundError,
 )
 
@@ -60,6 +61,7 @@ __all__ = [
     "ReadOnlyError",
     "RecoveryNeededError",
     "SourceFileError",
+    "StorageFullError",
     "StoreFileNotFoundError",
     "__version__",
     "merge",

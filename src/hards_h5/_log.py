@@ -78,10 +78,6 @@ class DatasetLog:
         self._pending: list[_Pending] = []
         self._pending_bytes = 0
         self.refresh()
-        if writable and self._applied < self._records.shape[0]:
-            # A torn tail left by a crashed writer: cut it so appends follow the
-            # last good record.
-            self._records.resize((self._applied,))
 
     # ------------------------------------------------------------------ reading
     @property

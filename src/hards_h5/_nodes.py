@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import weakref
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from hards_h5.errors import (
     LiveModeError,
     NodeNotFoundError,
     ReadOnlyError,
+    StorageFullError,
 )
 
 if TYPE_CHECKING:
@@ -776,10 +778,19 @@ class H5Database(_Children, AbstractDatabase):
         h5 = self._file()
         if self._mode == "r":
             return
-        for log in self._logs.values():
-            log.write_pending()
-        h5.flush()
-        _layout.fsync_file(self._path)
+        try:
+            for log in self._logs.values():
+                log.write_pending()
+            h5.flush()
+            _layout.fsync_file(self._path)
+        except OSError as exc:
+            if exc.errno in {errno.ENOSPC, errno.EDQUOT} or "No space left" in str(exc):
+                msg = (
+                    f"{self._path}: the disk is full; what was flushed before is intact. "
+                    f"Free space, then reopen (run 'hards-h5 recover {self._path}' if asked)"
+                )
+                raise StorageFullError(msg) from exc
+            raise
 
     def close(self) -> None:
         """Flush (see :meth:`flush`) and close the file; safe to call twice."""
@@ -820,9 +831,19 @@ class H5Database(_Children, AbstractDatabase):
             group = self._group(names)
             try:
                 log = DatasetLog(group, writable=self._mode != "r")
-            except KeyError as exc:
+            except (KeyError, OSError, RuntimeError, ValueError) as exc:
                 msg = f"{self._path}: damaged dataset {'/'.join(names)!r}: {exc}"
                 raise CorruptFileError(msg) from exc
+            if log.torn_rows and not self._swmr_reader:
+                # Only a live SWMR reader may see records still being written; in a
+                # closed (or recovered) file every record is complete, so a bad one
+                # is damage.  Refuse rather than silently show a shorter dataset.
+                msg = (
+                    f"{self._path}: dataset {'/'.join(names)!r}: {log.torn_rows} damaged "
+                    f"record(s) fail their CRC; run 'hards-h5 check {self._path}' and "
+                    f"'hards-h5 recover {self._path}' to salvage the rest"
+                )
+                raise CorruptFileError(msg)
             self._logs[names] = log
         elif self._h5 is None:
             self._file()

@@ -29,6 +29,7 @@ __all__ = [
     "ReadOnlyError",
     "RecoveryNeededError",
     "SourceFileError",
+    "StorageFullError",
     "StoreFileNotFoundError",
 ]
 
@@ -90,6 +91,10 @@ class DatabaseClosedError(HARDSError, ValueError):
 
 class DatabaseLockedError(HARDSError, BlockingIOError):
     """Another process holds the campaign file in a conflicting mode."""
+
+
+class StorageFullError(HARDSError, OSError):
+    """The disk (or quota) holding the campaign file is full; nothing flushed is lost."""
 
 
 class LiveModeError(HARDSError, RuntimeError):

@@ -1,0 +1,310 @@
+"""Hostile input: bad names, data, file sources, a planted cache, a full disk.
+
+Each gets a clear HARDSError (or TypeError/ValueError) and nothing is written.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hards_h5 import (
+    FileIntegrityError,
+    H5Database,
+    HARDSError,
+    InvalidDataError,
+    InvalidNameError,
+    SourceFileError,
+)
+from hards_h5._cache import ExtractionCache
+
+SETTINGS = settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    database = H5Database.create_database(tmp_path_factory.mktemp("hostile") / "h.h5")
+    point = database.create_dataset("ds").create_datapoint("p")
+    point.add_data({"keep": 1})
+    database.flush()
+    yield database
+    database.close()
+
+
+def _unchanged(db: H5Database) -> None:
+    ds = db.get_dataset("ds")
+    assert ds.datapoints == ["p"]
+    assert ds.children == []
+    assert ds.get_datapoint("p").data == {"keep": 1}
+    assert ds.get_datapoint("p").files == []
+    assert not db._log(("ds",)).has_pending
+
+
+class Weird:
+    pass
+
+
+bad_leaves = st.sampled_from(
+    [
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        np.float32("nan"),
+        Weird(),
+        {1, 2},
+        b"raw",
+        1j,
+        Path("/etc"),
+        print,
+    ]
+)
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+
+
+@st.composite
+def poisoned(draw: st.DrawFn) -> dict[str, Any]:
+    """A JSON-looking dict with one bad thing buried somewhere inside."""
+    bad: Any = draw(bad_leaves)
+    kind = draw(st.sampled_from(["leaf", "key", "deep"]))
+    if kind == "key":
+        bad = {draw(st.sampled_from([1, 2.5, None, (1, 2), True])): "value"}
+    elif kind == "deep":
+        for _ in range(draw(st.integers(201, 400))):
+            bad = [bad] if draw(st.booleans()) else {"k": bad}
+    for _ in range(draw(st.integers(0, 4))):
+        siblings = draw(st.dictionaries(st.text(max_size=5), json_leaves, max_size=3))
+        bad = {**siblings, "x": bad} if draw(st.booleans()) else [*siblings.values(), bad]
+    return {"fine": 1, "bad": bad}
+
+
+@SETTINGS
+@given(poisoned())
+def test_poisoned_data_is_rejected_and_nothing_written(
+    db: H5Database, value: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidDataError):
+        db.get_dataset("ds").get_datapoint("p").add_data(value)
+    _unchanged(db)
+
+
+def test_cycles_huge_and_deep(db: H5Database) -> None:
+    cyclic: dict[str, Any] = {"a": []}
+    cyclic["a"].append(cyclic)
+    point = db.get_dataset("ds").get_datapoint("p")
+    with pytest.raises(InvalidDataError, match="refers to itself"):
+        point.add_data(cyclic)
+    with pytest.raises(InvalidDataError, match="data must be a dict"):
+        point.add_data("not a dict")  # type: ignore[arg-type]
+    _unchanged(db)
+
+
+@SETTINGS
+@given(
+    st.text(max_size=30).filter(
+        lambda n: (
+            not n
+            or not all(c.isascii() and (c.isalnum() or c in "._-") for c in n)
+            or n in {".", ".."}
+        )
+    )
+)
+def test_bad_names_everywhere(
+    db: H5Database, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> None:
+    src = tmp_path_factory.getbasetemp() / "src.txt"
+    src.write_text("x")
+    ds = db.get_dataset("ds")
+    for action in (
+        lambda: db.create_dataset(name),
+        lambda: ds.create_dataset(name),
+        lambda: ds.create_datapoint(name),
+        lambda: ds.get_datapoint("p").add_file(src, name=name),
+    ):
+        with pytest.raises(InvalidNameError):
+            action()
+    _unchanged(db)
+
+
+@pytest.mark.parametrize(
+    "name", ["..", ".", "a/b", "../../etc/passwd", "nul\0byte", "", "/abs", "sp ace"]
+)
+def test_hostile_file_names(db: H5Database, tmp_path: Path, name: str) -> None:
+    src = tmp_path / "ok.txt"
+    src.write_text("x")
+    with pytest.raises(InvalidNameError):
+        db.get_dataset("ds").get_datapoint("p").add_file(src, name=name)
+    _unchanged(db)
+
+
+def test_hostile_file_sources(db: H5Database, tmp_path: Path) -> None:
+    point = db.get_dataset("ds").get_datapoint("p")
+    (tmp_path / "dir").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "to-dir").symlink_to(tmp_path / "dir")
+    blobs_before = db._blobs().shape[0]
+    for bad in ("dir", "fifo", "dangling", "to-dir", "missing"):
+        with pytest.raises(SourceFileError):
+            point.add_file(tmp_path / bad, name="x.bin")
+    assert db._blobs().shape[0] == blobs_before
+    _unchanged(db)
+    # A symlink to a regular file elsewhere is followed: its content is copied in.
+    outside = tmp_path / "outside.txt"
+    outside.write_text("real content")
+    (tmp_path / "link.txt").symlink_to(outside)
+    other = db.get_dataset("ds").create_datapoint("linked")
+    other.add_file(tmp_path / "link.txt")
+    assert other.get_file("link.txt").read_text() == "real content"
+    assert not other.get_file("link.txt").is_symlink()
+
+
+def _planted_cache(tmp_path: Path) -> tuple[H5Database, Path, bytes]:
+    src = tmp_path / "result.txt"
+    src.write_text("the real result")
+    db = H5Database.create_database(tmp_path / "c.h5", cache_dir=tmp_path / "cache")
+    db.create_dataset("ds").create_datapoint("p").add_file(src)
+    sha = db._log(("ds",)).files(1)["result.txt"].sha256
+    return db, tmp_path / "cache", sha
+
+
+def test_cache_never_follows_planted_symlinks(tmp_path: Path) -> None:
+    db, cache, sha = _planted_cache(tmp_path)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    cache.mkdir(exist_ok=True)
+    (cache / sha.hex()[:2]).symlink_to(victim)  # a directory symlink planted in the cache
+    path = db.recursively_get_datapoint("ds/p").get_file("result.txt")
+    assert path.read_text() == "the real result"
+    assert list(victim.iterdir()) == []
+    assert not (cache / sha.hex()[:2]).is_symlink()
+    db.close()
+    db2 = H5Database(tmp_path / "c.h5", "r", cache_dir=cache)
+    final = cache / sha.hex()[:2] / sha.hex() / "result.txt"
+    final.unlink()
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("attacker content")
+    final.symlink_to(target)  # a file symlink planted where the extraction goes
+    got = db2.recursively_get_datapoint("ds/p").get_file("result.txt")
+    assert got.read_text() == "the real result"
+    assert not got.is_symlink()
+    assert target.read_text() == "attacker content"
+    db2.close()
+
+
+def test_cache_replaces_a_tampered_file(tmp_path: Path) -> None:
+    db, cache, _ = _planted_cache(tmp_path)
+    path = db.recursively_get_datapoint("ds/p").get_file("result.txt")
+    db.close()
+    path.chmod(0o644)
+    path.write_text("tampered content")  # same size would also be caught: checked by hash
+    fresh = H5Database(tmp_path / "c.h5", "r", cache_dir=cache)  # a new process's view
+    assert (
+        fresh.recursively_get_datapoint("ds/p").get_file("result.txt").read_text()
+        == "the real result"
+    )
+    fresh.close()
+    cache_obj = ExtractionCache(cache)
+
+    def wrong(fd: int) -> None:
+        os.write(fd, b"not what the hash says")
+        raise FileIntegrityError("mismatch")
+
+    with pytest.raises(FileIntegrityError):
+        cache_obj.get(b"\x01" * 32, 22, "x.txt", wrong)
+    assert not (cache / "01" / ("01" * 32) / "x.txt").exists()
+    assert not list((cache / "01" / ("01" * 32)).glob(".*tmp"))
+
+
+def test_second_writer_is_refused_and_file_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "w.h5"
+    with H5Database.create_database(path) as db:
+        db.create_dataset("ds").create_datapoint("p").add_data({"a": 1})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys,time; from hards_h5 import H5Database; d=H5Database(sys.argv[1]); print('ok', flush=True); time.sleep(60)",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        holder.stdout.readline()
+        before = path.read_bytes()
+        with pytest.raises(HARDSError, match="another process"):
+            H5Database(path)
+        with pytest.raises(HARDSError, match="already exists"):
+            H5Database.create_database(path)
+        assert path.read_bytes() == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+FILL = """
+import os, sys
+from pathlib import Path
+from hards_h5 import H5Database, StorageFullError
+path, big = Path(sys.argv[1]), Path(sys.argv[2])
+db = H5Database.create_database(path)
+ds = db.create_dataset("ds")
+for i in range(500):
+    ds.create_datapoint(f"p{i}").add_data({"i": i})
+db.flush()
+print("ACKED 500", flush=True)
+try:
+    ds.get_datapoint("p0").add_file(big)
+except StorageFullError as exc:
+    print("REFUSED", exc, flush=True)
+db.close()
+"""
+
+
+def test_disk_full_is_a_clear_error_and_flushed_data_survives(tmp_path: Path) -> None:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(12 << 20))
+        out = subprocess.run(
+            [sys.executable, "-c", FILL, str(mount / "c.h5"), str(big)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "ACKED 500" in out.stdout
+        assert "REFUSED" in out.stdout
+        assert "not enough free disk space" in out.stdout
+        with H5Database(mount / "c.h5", "r") as db:
+            points = db.get_dataset("ds").recursively_get_datapoints()
+            assert [p.data["i"] for p in points] == list(range(500))
+            assert points[0].files == []
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
