@@ -1,0 +1,155 @@
+"""Parallel scenarios: several writer processes, several readers, SWMR latency.
+
+Usage::
+
+    python benchmarks/bench_parallel.py            # N = 20000 datapoints
+    python benchmarks/bench_parallel.py --n 4000   # quicker
+
+- write: P processes each add N/P datapoints in batches of 500, opening the file
+  with ``timeout=`` (they take turns on HDF5's lock) — total datapoints/s;
+- read: P processes each open the closed file read-only and read their share of
+  the datapoints' data (as ``hards_h5.mpi.split`` would) — total datapoints/s;
+- SWMR: a live writer flushes one datapoint at a time; a reader polls
+  ``refresh()`` and records how long after the start of ``flush()`` it saw the
+  datapoint (flush includes an fsync).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WRITER = """
+import sys, time
+from hards_h5 import H5Database
+path, worker, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for start in range(0, count, 500):
+    with H5Database(path, timeout=600) as db:
+        ds = db.get_dataset("runs")
+        for i in range(start, min(start + 500, count)):
+            ds.create_datapoint(f"w{worker}-{i}").add_data({"w": worker, "i": i, "x": i * 0.1, "ok": True})
+"""
+
+READER = """
+import sys
+from hards_h5 import H5Database
+path, rank, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with H5Database(path, "r") as db:
+    points = db.get_dataset("runs").recursively_get_datapoints()
+    mine = points[rank::size]
+    total = sum(p.data["i"] for p in mine)
+print(len(mine))
+"""
+
+LIVE_WRITER = """
+import sys, time
+from hards_h5 import H5Database
+db = H5Database(sys.argv[1])
+ds = db.get_dataset("live")
+db.start_swmr()
+print("LIVE", flush=True)
+for i in range(int(sys.argv[2])):
+    time.sleep(0.02)
+    ds.create_datapoint(f"p{i}").add_data({"t": time.time()})
+    started = time.time()
+    db.flush()
+    print(f"FLUSHED {i} {started}", flush=True)
+db.close()
+"""
+
+LIVE_READER = """
+import sys, time, json
+from hards_h5 import H5Database
+db = H5Database(sys.argv[1], "r", swmr=True)
+ds = db.get_dataset("live")
+n = int(sys.argv[2]); seen = {}
+while len(seen) < n:
+    db.refresh()
+    now = time.time()
+    for name in ds.datapoints[len(seen):]:
+        seen[name] = now
+print(json.dumps(seen))
+"""
+
+
+def _run(code: str, *args: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE, text=True
+    )
+
+
+def bench_write(work: Path, n: int, procs: int) -> float:
+    """Return datapoints/s for ``procs`` writer processes adding ``n`` in total."""
+    from hards_h5 import H5Database  # noqa: PLC0415 - keep the parent light
+
+    path = work / f"write-{procs}.h5"
+    with H5Database.create_database(path) as db:
+        db.create_dataset("runs")
+    start = time.perf_counter()
+    running = [_run(WRITER, path, w, n // procs) for w in range(procs)]
+    for proc in running:
+        proc.communicate()
+    return n / (time.perf_counter() - start)
+
+
+def bench_read(path: Path, n: int, procs: int) -> float:
+    """Return datapoints/s for ``procs`` reader processes sharing ``n`` datapoints."""
+    start = time.perf_counter()
+    running = [_run(READER, path, r, procs) for r in range(procs)]
+    total = sum(int(proc.communicate()[0]) for proc in running)
+    if total != n:
+        msg = f"readers saw {total} datapoints, expected {n}"
+        raise RuntimeError(msg)
+    return n / (time.perf_counter() - start)
+
+
+def bench_swmr(work: Path, count: int) -> list[float]:
+    """Return the delays (s) between a live writer's flush and a reader seeing it."""
+    from hards_h5 import H5Database  # noqa: PLC0415
+
+    path = work / "live.h5"
+    with H5Database.create_database(path) as db:
+        db.create_dataset("live")
+    writer = _run(LIVE_WRITER, path, count)
+    if writer.stdout is None or writer.stdout.readline().strip() != "LIVE":
+        msg = "live writer did not start"
+        raise RuntimeError(msg)
+    reader = _run(LIVE_READER, path, count)
+    out, _ = writer.communicate()
+    flushed = {f"p{line.split()[1]}": float(line.split()[2]) for line in out.splitlines()}
+    seen = json.loads(reader.communicate()[0])
+    return [seen[name] - flushed[name] for name in flushed]
+
+
+def main() -> int:
+    """Run the three parallel scenarios and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--swmr-count", type=int, default=100)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        print(f"# parallel benchmarks, N = {args.n}")
+        for procs in (1, 2, 4):
+            rate = bench_write(work, args.n, procs)
+            print(f"write  {procs} process(es): {rate:10.0f} datapoints/s")
+        read_path = work / "write-1.h5"
+        for procs in (1, 2, 4):
+            rate = bench_read(read_path, args.n, procs)
+            print(f"read   {procs} process(es): {rate:10.0f} datapoints/s")
+        delays = bench_swmr(work, args.swmr_count)
+        print(
+            f"SWMR flush -> reader sees it: median {statistics.median(delays) * 1e3:.1f} ms, "
+            f"max {max(delays) * 1e3:.1f} ms over {len(delays)} datapoints"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
