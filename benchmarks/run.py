@@ -46,7 +46,12 @@ def rss_mb():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
 def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM: this process image's peak RSS.  (ru_maxrss would include the parent's
+    # RSS at fork time, which a forked child inherits across exec on Linux.)
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
 def data(i):
     return {"x": i * 1e-3, "y": (i * 7919 % 1000) * 1e-3, "inside": i % 4 != 0, "run": i}
 """
