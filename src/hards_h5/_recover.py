@@ -210,6 +210,40 @@ def _remove_stale_scratch(path: Path, what: str) -> None:
             stale.unlink()
 
 
+def _rewrite_in_place(
+    path: Path, what: str, *, strict: bool, backup: bool, progress: Progress | None
+) -> RewriteReport:
+    """Rewrite ``path``'s committed state into a scratch file and swap it in atomically.
+
+    With ``backup``, the original is first hard-linked (or copied) to
+    ``<name>.bak-<time>``.  The caller holds the exclusive lock.
+    """
+    tmp = _scratch(path, what)
+    try:
+        with _open_unlocked(path) as src:
+            report = _rewrite(src, tmp, strict=strict, progress=progress)
+        report.bytes_before = path.stat().st_size
+        report.bytes_after = tmp.stat().st_size
+        if backup:
+            report.backup = _backup(path)
+        _replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return report
+
+
+def _backup(path: Path) -> Path:
+    target = path.with_name(f"{path.name}.bak-{time.strftime('%Y%m%dT%H%M%S')}")
+    while target.exists():
+        target = target.with_name(target.name + "x")
+    try:
+        os.link(path, target)  # the same bytes under a second name: no copy
+    except OSError:
+        shutil.copyfile(path, target)
+    return target
+
+
 def compact(path: Path, *, progress: Progress | None = None) -> RewriteReport:
     """Rewrite ``path`` without dead space, atomically (temp file, fsync, rename).
 
@@ -232,17 +266,7 @@ def compact(path: Path, *, progress: Progress | None = None) -> RewriteReport:
         if status_flags(path):
             msg = f"{path}: left open by a writer that died; run 'hards-h5 recover {path}' first"
             raise RecoveryNeededError(msg)
-        tmp = _scratch(path, "compact")
-        try:
-            with _open_unlocked(path) as src:
-                report = _rewrite(src, tmp, strict=True, progress=progress)
-            report.bytes_before = path.stat().st_size
-            report.bytes_after = tmp.stat().st_size
-            _replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-    return report
+        return _rewrite_in_place(path, "compact", strict=True, backup=False, progress=progress)
 
 
 def recover(path: Path, *, progress: Progress | None = None) -> RewriteReport:
@@ -264,26 +288,9 @@ def recover(path: Path, *, progress: Progress | None = None) -> RewriteReport:
     path = Path(path)
     _remove_stale_scratch(path, "recover")
     with _exclusive(path):
-        report_flags = clear_status_flags(path)
-        tmp = _scratch(path, "recover")
-        try:
-            with _open_unlocked(path) as src:
-                report = _rewrite(src, tmp, strict=False, progress=progress)
-            report.cleared_flags = report_flags
-            report.bytes_before = path.stat().st_size
-            report.bytes_after = tmp.stat().st_size
-            backup = path.with_name(f"{path.name}.bak-{time.strftime('%Y%m%dT%H%M%S')}")
-            while backup.exists():
-                backup = backup.with_name(backup.name + "x")
-            try:
-                os.link(path, backup)
-            except OSError:
-                shutil.copyfile(path, backup)
-            report.backup = backup
-            _replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        cleared = clear_status_flags(path)
+        report = _rewrite_in_place(path, "recover", strict=False, backup=True, progress=progress)
+    report.cleared_flags = cleared
     return report
 
 
