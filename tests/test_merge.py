@@ -59,7 +59,11 @@ def test_conflicts_are_reported_and_nothing_written(tmp_path: Path) -> None:
     assert len(info.value.conflicts) == 2
     assert "data key 'x' is 1" in str(info.value)
     assert "file 'f.txt' differs" in str(info.value)
-    with H5Database(out, "r") as db:
+    assert not out.exists()  # a new output is not left behind, empty
+    H5Database.create_database(out).close()
+    with pytest.raises(MergeConflictError, match=r"out\.h5: 2 merge conflict\(s\)"):
+        merge(out, [a, b])
+    with H5Database(out, "r") as db:  # an existing output is left untouched
         assert db.children == []
     done = subprocess.run(
         [sys.executable, "-m", "hards_h5.cli", "merge", str(out), str(a), str(b)],
@@ -68,7 +72,7 @@ def test_conflicts_are_reported_and_nothing_written(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 1
-    assert "merge conflicts" in done.stderr
+    assert "2 merge conflict(s), nothing written" in done.stderr
 
 
 def test_merge_cli(tmp_path: Path) -> None:

@@ -15,11 +15,14 @@ import sys, time
 from pathlib import Path
 from hards_h5 import H5Database
 path, n, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-note = Path(sys.argv[4])
+note, readers = Path(sys.argv[4]), int(sys.argv[5])
 db = H5Database(path)
 ds = db.get_dataset("ds")
 db.start_swmr()
 print("LIVE", flush=True)
+deadline = time.time() + 60  # start once every reader has opened the file
+while len(list(note.parent.glob("ready.*"))) < readers and time.time() < deadline:
+    time.sleep(0.01)
 for i in range(n):
     p = ds.create_datapoint(f"p{i}")
     p.add_data({"i": i, "sq": i * i, "text": "t" * (i % 300)})
@@ -33,11 +36,13 @@ db.close()
 """
 
 READER = """
-import sys, time
+import os, sys, time
+from pathlib import Path
 from hards_h5 import H5Database
 path, n = sys.argv[1], int(sys.argv[2])
 db = H5Database(path, "r", swmr=True)
 ds = db.get_dataset("ds")
+Path(sys.argv[3], f"ready.{os.getpid()}").touch()
 seen = polls = 0
 deadline = time.time() + 240
 while seen < n and time.time() < deadline:
@@ -61,7 +66,16 @@ def _live_run(path: Path, n: int, readers: int, every: int, tmp_path: Path) -> l
     with H5Database.create_database(path) as db:
         db.create_dataset("ds")
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path), str(n), str(every), str(tmp_path / "note.txt")],
+        [
+            sys.executable,
+            "-c",
+            WRITER,
+            str(path),
+            str(n),
+            str(every),
+            str(tmp_path / "note.txt"),
+            str(readers),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -70,7 +84,7 @@ def _live_run(path: Path, n: int, readers: int, every: int, tmp_path: Path) -> l
     assert writer.stdout.readline().strip() == "LIVE"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", READER, str(path), str(n)],
+            [sys.executable, "-c", READER, str(path), str(n), str(tmp_path)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -92,12 +106,63 @@ def _live_run(path: Path, n: int, readers: int, every: int, tmp_path: Path) -> l
 def test_live_readers_see_every_flushed_datapoint(tmp_path: Path) -> None:
     outputs = _live_run(tmp_path / "live.h5", 2000, readers=2, every=40, tmp_path=tmp_path)
     assert all(out.startswith("OK 2000") for out in outputs)
+    # a reader polls again only while it has seen part of the data: live growth was seen
+    assert all(int(out.split()[2]) > 1 for out in outputs)
 
 
 @pytest.mark.slow
 def test_stress_one_writer_four_readers_10k(tmp_path: Path) -> None:
     outputs = _live_run(tmp_path / "stress.h5", 10_000, readers=4, every=25, tmp_path=tmp_path)
     assert all(out.startswith("OK 10000") for out in outputs)
+    assert all(int(out.split()[2]) > 1 for out in outputs)
+
+
+STEPPED_WRITER = """
+import sys
+from hards_h5 import H5Database
+db = H5Database(sys.argv[1])
+ds = db.get_dataset("ds")
+db.start_swmr()
+print("LIVE", flush=True)
+for line in sys.stdin:
+    i = int(line)
+    ds.create_datapoint(f"p{i}").add_data({"i": i})
+    db.flush()
+    print("FLUSHED", flush=True)
+db.close()
+"""
+
+
+def test_new_rows_appear_only_after_refresh(db_path: Path) -> None:
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds").create_datapoint("p0").add_data({"i": 0})
+    writer = subprocess.Popen(
+        [sys.executable, "-c", STEPPED_WRITER, str(db_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdin is not None
+    assert writer.stdout is not None
+    try:
+        assert writer.stdout.readline().strip() == "LIVE"
+        with H5Database(db_path, "r", swmr=True) as reader:
+            ds = reader.get_dataset("ds")
+            point = ds.get_datapoint("p0")
+            for i in (1, 2):
+                writer.stdin.write(f"{i}\n")
+                writer.stdin.flush()
+                assert writer.stdout.readline().strip() == "FLUSHED"
+                assert ds.datapoints == [f"p{k}" for k in range(i)]  # not before refresh
+                reader.refresh()
+                assert ds.datapoints == [f"p{k}" for k in range(i + 1)]
+                assert ds.get_datapoint(f"p{i}").data == {"i": i}
+                assert point.data == {"i": 0}
+    finally:
+        writer.stdin.close()
+        assert writer.wait(timeout=60) == 0
+    with H5Database(db_path, "r") as db:
+        assert db.get_dataset("ds").datapoints == ["p0", "p1", "p2"]
 
 
 def test_live_mode_refuses_new_datasets_but_takes_data(db_path: Path, tmp_path: Path) -> None:

@@ -17,29 +17,12 @@ from typing import Any
 from hards_h5 import _blobs, _codec
 from hards_h5._log import FileRef
 from hards_h5._nodes import H5Database, H5Dataset
-from hards_h5.errors import HARDSError
+from hards_h5.errors import DoesNotExistError, MergeConflictError
 
 __all__ = ["MergeConflictError", "MergeReport", "merge"]
 
 Progress = Callable[[str], None]
 _Key = tuple[tuple[str, ...], str]  # (dataset path, datapoint name; "" = the dataset)
-
-
-class MergeConflictError(HARDSError, ValueError):
-    """Sources disagree about a value; nothing was written.
-
-    Attributes
-    ----------
-    conflicts : list[str]
-        One line per conflict.
-
-    """
-
-    def __init__(self, conflicts: list[str]) -> None:
-        self.conflicts = conflicts
-        shown = "\n  ".join(conflicts[:20])
-        more = f"\n  ... and {len(conflicts) - 20} more" if len(conflicts) > 20 else ""  # noqa: PLR2004
-        super().__init__(f"{len(conflicts)} merge conflicts, nothing written:\n  {shown}{more}")
 
 
 @dataclass
@@ -82,7 +65,7 @@ class _Planner:
             names, point = key
             try:
                 ds = self.out.recursively_get_dataset("/".join(names))
-            except HARDSError:
+            except DoesNotExistError:
                 ds = None
             if ds is not None:
                 log = self.out._log(ds._names)  # noqa: SLF001
@@ -151,6 +134,24 @@ def merge(
     """
     sources = [Path(p) for p in inputs]
     report = MergeReport(sources=sources)
+    created = not Path(output).exists()
+    try:
+        _merge_into(output, sources, report, timeout=timeout, progress=progress)
+    except MergeConflictError:
+        if created:  # do not leave an empty campaign file behind
+            Path(output).unlink(missing_ok=True)
+        raise
+    return report
+
+
+def _merge_into(
+    output: str | os.PathLike[str],
+    sources: list[Path],
+    report: MergeReport,
+    *,
+    timeout: float | None,
+    progress: Progress | None,
+) -> None:
     with H5Database(output, "a", timeout=timeout) as out:
         planner = _Planner(out)
         for src_path in sources:
@@ -162,7 +163,7 @@ def merge(
                         data = _codec.decode(log.data_json(node))
                         planner.add((ds._names, name), data, log.files(node), str(src_path))  # noqa: SLF001
         if planner.conflicts:
-            raise MergeConflictError(planner.conflicts)
+            raise MergeConflictError(str(output), planner.conflicts)
         known = _blob_index(out)
         for src_path in sources:
             with H5Database(src_path, "r") as src:
@@ -170,7 +171,6 @@ def merge(
                     _copy_dataset(out, src, ds, known, report)
                     if progress is not None:
                         progress(f"{src_path}: {ds.fullname()}")
-    return report
 
 
 def _blob_index(out: H5Database) -> dict[bytes, FileRef]:

@@ -23,6 +23,7 @@ __all__ = [
     "InvalidDataError",
     "InvalidNameError",
     "LiveModeError",
+    "MergeConflictError",
     "NameValidationError",
     "NodeNotFoundError",
     "NotAHardsFileError",
@@ -99,3 +100,32 @@ class StorageFullError(HARDSError, OSError):
 
 class LiveModeError(HARDSError, RuntimeError):
     """The operation is not possible while the file is in SWMR live mode."""
+
+
+class MergeConflictError(HARDSError, ValueError):
+    """Merge sources disagree about a value; nothing was written.
+
+    Parameters
+    ----------
+    output : str
+        The campaign file being merged into.
+    conflicts : list[str]
+        One line per conflict, naming the node, the key or file and the sources.
+
+    Attributes
+    ----------
+    conflicts : list[str]
+        One line per conflict.
+
+    """
+
+    _SHOWN = 20
+
+    def __init__(self, output: str, conflicts: list[str]) -> None:
+        self.conflicts = conflicts
+        shown = "\n  ".join(conflicts[: self._SHOWN])
+        hidden = len(conflicts) - self._SHOWN
+        more = f"\n  ... and {hidden} more" if hidden > 0 else ""
+        super().__init__(
+            f"{output}: {len(conflicts)} merge conflict(s), nothing written:\n  {shown}{more}"
+        )
