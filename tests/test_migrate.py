@@ -84,3 +84,26 @@ def test_cli_import_export(tmp_path: Path) -> None:
     assert main(["export", str(h5), str(tmp_path / "again")]) == 0
     assert _snapshot(tmp_path / "again") == _snapshot(seed_dir)
     assert main(["export", str(h5), str(tmp_path / "again")]) == 1  # exists: refused
+
+
+def test_large_file_and_hand_made_directory(tmp_path: Path) -> None:
+    """A file larger than the 8 MiB streaming chunk, and folders without data.json."""
+    seed_dir = tmp_path / "seed"
+    point_dir = seed_dir / "children" / "hand.made" / "datapoints" / "p.1"
+    (point_dir / "files").mkdir(parents=True)
+    big = bytes(range(251)) * (20 * 2**20 // 251 + 1)  # ~20 MiB, no repeating chunk
+    (point_dir / "files" / "field.v3.bin").write_bytes(big)
+    (seed_dir / "children" / "hand.made" / ".hidden").write_text("ignored")
+    h5 = tmp_path / "c.h5"
+    report = import_seed(seed_dir, h5)
+    assert (report.datasets, report.datapoints, report.files) == (1, 1, 1)
+    with H5Database(h5, "r") as db:
+        point = db.recursively_get_datapoint("hand.made/p.1")
+        assert point.data == {}
+        assert point.files == ["field.v3.bin"]
+        assert point.get_file("field.v3.bin").read_bytes() == big
+    back = tmp_path / "back"
+    export_seed(h5, back)
+    exported = back / "children" / "hand.made" / "datapoints" / "p.1"
+    assert (exported / "files" / "field.v3.bin").read_bytes() == big
+    assert FilesystemDatabase(back).get_dataset("hand.made").data == {}

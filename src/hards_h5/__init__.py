@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from hards_h5._frame import MissingDependencyError
 from hards_h5._merge import MergeConflictError, MergeReport, merge
+from hards_h5._migrate import MigrationReport, export_seed, import_seed
 from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset
 from hards_h5._query import InvalidFilterError
 from hards_h5.errors import (
@@ -54,6 +55,7 @@ __all__ = [
     "LiveModeError",
     "MergeConflictError",
     "MergeReport",
+    "MigrationReport",
     "MissingDependencyError",
     "NameValidationError",
     "NodeNotFoundError",
@@ -64,5 +66,7 @@ __all__ = [
     "StorageFullError",
     "StoreFileNotFoundError",
     "__version__",
+    "export_seed",
+    "import_seed",
     "merge",
 ]
