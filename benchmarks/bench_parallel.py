@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -76,6 +78,57 @@ while len(seen) < n:
         seen[name] = now
 print(json.dumps(seen))
 """
+
+
+MPI_WRITE = """
+import sys, time
+from mpi4py import MPI
+from hards_h5 import H5Database, merge, mpi
+how, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+comm = MPI.COMM_WORLD
+rank, size = comm.Get_rank(), comm.Get_size()
+def compute(i):
+    return f"s{i:07d}", {"i": i, "x": i * 0.5, "rank": rank, "ok": True}, {}
+comm.Barrier()
+start = time.perf_counter()
+if how == "gather":
+    mpi.write_campaign(comm, out, "runs", range(n), compute)
+else:
+    shard = f"{out}.rank{rank}"
+    with H5Database.create_database(shard) as db:
+        ds = db.create_dataset("runs")
+        for i in range(rank, n, size):
+            name, data, _ = compute(i)
+            ds.create_datapoint(name).add_data(data)
+    comm.Barrier()
+    if rank == 0:
+        merge(out, [f"{out}.rank{r}" for r in range(size)])
+    comm.Barrier()
+if rank == 0:
+    print(time.perf_counter() - start)
+"""
+
+
+def _mpiexec() -> str | None:
+    bin_dir = Path(sys.executable).parent
+    return shutil.which("mpiexec", path=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def bench_mpi_write(work: Path, n: int, how: str, ranks: int = 4) -> float | None:
+    """Return datapoints/s for ``ranks`` MPI ranks storing ``n`` results ``how``."""
+    mpiexec = _mpiexec()
+    if mpiexec is None:
+        return None
+    script = work / "mpi_write.py"
+    script.write_text(MPI_WRITE)
+    out = work / f"mpi-{how}.h5"
+    done = subprocess.run(
+        [mpiexec, "-n", str(ranks), sys.executable, str(script), how, str(out), str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return n / float(done.stdout.split()[-1])
 
 
 def _run(code: str, *args: object) -> subprocess.Popen[str]:
@@ -143,6 +196,10 @@ def main() -> int:
         for procs in (1, 2, 4):
             rate = bench_read(read_path, args.n, procs)
             print(f"read   {procs} process(es): {rate:10.0f} datapoints/s")
+        for how in ("gather", "shards"):
+            mpi_rate = bench_mpi_write(work, args.n, how)
+            shown = "skipped (no mpiexec)" if mpi_rate is None else f"{mpi_rate:10.0f} datapoints/s"
+            print(f"mpi write, 4 ranks, {how:6}: {shown}")
         delays = bench_swmr(work, args.swmr_count)
         print(
             f"SWMR flush -> reader sees it: median {statistics.median(delays) * 1e3:.1f} ms, "

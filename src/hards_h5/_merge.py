@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hards_h5 import _blobs, _codec
-from hards_h5._log import FileRef
+from hards_h5._log import DatasetLog, FileRef
 from hards_h5._nodes import H5Database, H5Dataset
 from hards_h5.errors import DoesNotExistError, MergeConflictError
 
@@ -57,18 +57,25 @@ class _Planner:
         self.out = out
         self.state: dict[_Key, _Planned] = {}
         self.conflicts: list[str] = []
+        self._logs: dict[tuple[str, ...], DatasetLog | None] = {}  # output's, by path
+
+    def _out_log(self, names: tuple[str, ...]) -> DatasetLog | None:
+        if names not in self._logs:
+            try:
+                ds = self.out.recursively_get_dataset("/".join(names))
+            except DoesNotExistError:
+                self._logs[names] = None
+            else:
+                self._logs[names] = self.out._log(ds._names)  # noqa: SLF001
+        return self._logs[names]
 
     def _current(self, key: _Key) -> _Planned:
         planned = self.state.get(key)
         if planned is None:
             planned = _Planned()
             names, point = key
-            try:
-                ds = self.out.recursively_get_dataset("/".join(names))
-            except DoesNotExistError:
-                ds = None
-            if ds is not None:
-                log = self.out._log(ds._names)  # noqa: SLF001
+            log = self._out_log(names)
+            if log is not None:
                 node = 0 if not point else log.node_of(point)
                 if node is not None:
                     planned.data = _codec.decode(log.data_json(node))
