@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from hards_h5 import H5Database, LiveModeError, ReadOnlyError
+from hards_h5 import DatabaseLockedError, H5Database, LiveModeError, ReadOnlyError
 
 WRITER = """
 import sys, time
@@ -121,7 +122,7 @@ STEPPED_WRITER = """
 import sys
 from hards_h5 import H5Database
 db = H5Database(sys.argv[1])
-ds = db.get_dataset("ds")
+ds = db.get_dataset("ds") if db.has_dataset("ds") else db.create_dataset("ds")
 db.start_swmr()
 print("LIVE", flush=True)
 for line in sys.stdin:
@@ -130,6 +131,14 @@ for line in sys.stdin:
     db.flush()
     print("FLUSHED", flush=True)
 db.close()
+"""
+
+
+WAITER = """
+import sys
+from hards_h5 import H5Database
+with H5Database(sys.argv[1], timeout=60) as db:
+    print(*db.get_dataset("ds").datapoints)
 """
 
 
@@ -163,6 +172,50 @@ def test_new_rows_appear_only_after_refresh(db_path: Path) -> None:
         assert writer.wait(timeout=60) == 0
     with H5Database(db_path, "r") as db:
         assert db.get_dataset("ds").datapoints == ["p0", "p1", "p2"]
+
+
+def test_a_live_writer_keeps_the_file_locked(db_path: Path) -> None:
+    H5Database.create_database(db_path).close()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", STEPPED_WRITER, str(db_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdin is not None
+    assert writer.stdout is not None
+    try:
+        assert writer.stdout.readline().strip() == "LIVE"
+        # HDF5 dropped its own lock at start_swmr(); the live writer's lock still
+        # keeps writers and recovery out, with a message saying what to do.
+        with pytest.raises(DatabaseLockedError, match=r"SWMR live writer.*timeout="):
+            H5Database(db_path, "r+")
+        with pytest.raises(DatabaseLockedError, match=r"SWMR live writer.*swmr=True"):
+            H5Database(db_path, "r")
+        recover = subprocess.run(
+            [sys.executable, "-m", "hards_h5.cli", "recover", str(db_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert recover.returncode == 1
+        assert "another process has the file open" in recover.stderr
+        with H5Database(db_path, "r", swmr=True) as reader:  # watching is fine
+            assert reader.children == ["ds"]
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", WAITER, str(db_path)], stdout=subprocess.PIPE, text=True
+        )
+        time.sleep(0.5)
+        assert waiter.poll() is None  # still waiting for the live writer
+        writer.stdin.write("1\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline().strip() == "FLUSHED"
+    finally:
+        writer.stdin.close()
+        assert writer.wait(timeout=60) == 0
+    out, _ = waiter.communicate(timeout=60)
+    assert waiter.returncode == 0
+    assert out.split() == ["p1"]
 
 
 def test_live_mode_refuses_new_datasets_but_takes_data(db_path: Path, tmp_path: Path) -> None:

@@ -4,10 +4,20 @@ HDF5 locks the file itself (``flock``: one writer, or any number of readers) and
 reports a conflict with errno 11.  :func:`open_waiting` turns that into
 :class:`DatabaseLockedError` and, given a timeout, retries with a growing,
 jittered back-off until the other process is done.
+
+HDF5 *drops* its lock when a writer starts SWMR mode (so that SWMR readers can
+open the file), which would let a second writer, or ``hards-h5 recover``, take a
+file that a live writer is still appending to.  A live writer therefore holds a
+:class:`LiveLock` — a shared ``flock`` on the campaign file itself, the kind SWMR
+readers take too — until its file is closed: readers still come and go, while
+every exclusive opener (a writer, recover, compact) keeps failing, or waiting.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import random
 import time
 from pathlib import Path
@@ -15,12 +25,14 @@ from pathlib import Path
 import h5py
 
 from hards_h5 import _layout
-from hards_h5.errors import DatabaseLockedError
+from hards_h5._superblock import status_flags
+from hards_h5.errors import DatabaseLockedError, HARDSError, RecoveryNeededError
 
-__all__ = ["open_waiting"]
+__all__ = ["LiveLock", "open_waiting"]
 
 _FIRST_WAIT = 0.005
 _MAX_WAIT = 0.25
+_SWMR_WRITE_FLAG = 0x04  # superblock v3 status flags: bit 2, "open for SWMR writing"
 
 
 def open_waiting(path: Path, mode: str, *, swmr: bool, timeout: float | None) -> h5py.File:
@@ -37,7 +49,7 @@ def open_waiting(path: Path, mode: str, *, swmr: bool, timeout: float | None) ->
     wait = _FIRST_WAIT
     while True:
         try:
-            return _layout.open_file(path, mode, swmr=swmr)
+            return _open_live_aware(path, mode, swmr=swmr)
         except DatabaseLockedError as exc:  # noqa: PERF203 - a retry loop
             if deadline is None:
                 raise
@@ -47,3 +59,100 @@ def open_waiting(path: Path, mode: str, *, swmr: bool, timeout: float | None) ->
                 raise DatabaseLockedError(msg) from exc
             time.sleep(min(left, wait * random.uniform(0.5, 1.5)))  # noqa: S311 - jitter
             wait = min(wait * 2, _MAX_WAIT)
+
+
+def _open_live_aware(path: Path, mode: str, *, swmr: bool) -> h5py.File:
+    """Open like :func:`_layout.open_file`; a file held by a live writer is locked, not dead.
+
+    A SWMR writer's file carries the "open for writing" status flags that a dead
+    writer leaves behind; the two differ in the writer's :class:`LiveLock`.
+    """
+    try:
+        return _layout.open_file(path, mode, swmr=swmr)
+    except DatabaseLockedError as exc:
+        if "this process" in str(exc) or not _swmr_writer_flag(path):
+            raise
+        raise _live_writer_error(path, mode) from exc
+    except RecoveryNeededError as exc:
+        if not _in_use(path):
+            raise
+        raise _live_writer_error(path, mode) from exc
+
+
+def _live_writer_error(path: Path, mode: str) -> DatabaseLockedError:
+    how = (
+        "watch it with H5Database(path, mode='r', swmr=True)"
+        if mode == "r"
+        else "wait for it to close with H5Database(path, timeout=SECONDS)"
+    )
+    msg = (
+        f"{path}: a SWMR live writer has the file open (or readers are still "
+        f"attached to what it left); {how}"
+    )
+    return DatabaseLockedError(msg)
+
+
+def _swmr_writer_flag(path: Path) -> bool:
+    """Whether the superblock says a SWMR writer has ``path`` open."""
+    try:
+        return bool(status_flags(path) & _SWMR_WRITE_FLAG)
+    except (HARDSError, OSError):
+        return False
+
+
+def _in_use(path: Path) -> bool:
+    """Whether some process holds a ``flock`` on ``path`` (probed without blocking)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in {errno.EAGAIN, errno.EWOULDBLOCK}
+    else:
+        return False
+    finally:
+        os.close(fd)  # also releases the probe's lock
+
+
+class LiveLock:
+    """A shared ``flock`` a SWMR writer holds on its campaign file until it is closed.
+
+    Local filesystems only, like HDF5's own locks: on NFS ``flock`` may be a no-op
+    or lock only against the same client (see ``docs/concurrency.md``).
+    """
+
+    def __init__(self) -> None:
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether the lock is held."""
+        return self._fd is not None
+
+    def acquire(self, path: Path) -> None:
+        """Take the shared lock on ``path`` (it does not block: the writer has the file).
+
+        Raises
+        ------
+        DatabaseLockedError
+            If another process holds an exclusive lock on ``path``.
+
+        """
+        if self._fd is not None:
+            return
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            msg = f"{path}: cannot start SWMR live mode, another process locks the file: {exc}"
+            raise DatabaseLockedError(msg) from exc
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (after the HDF5 file is closed); safe to call twice."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)

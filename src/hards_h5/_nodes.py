@@ -660,6 +660,7 @@ class H5Database(_Children, AbstractDatabase):
         self._mode: str = _MODES[mode]
         self._swmr_reader = swmr
         self._live = False
+        self._live_lock = _live.LiveLock()  # held in SWMR live mode, until closed
         if mode == "a" and not os.path.lexists(self._path):
             _layout.create_file(self._path)
         self._h5 = _live.open_waiting(self._path, self._mode, swmr=swmr, timeout=timeout)
@@ -667,7 +668,7 @@ class H5Database(_Children, AbstractDatabase):
         # and the file closed when the database is collected or the interpreter
         # exits (weakref.finalize, not __del__); close() runs the same finalizer.
         self._finalizer = weakref.finalize(
-            self, _release, self._h5, self._logs, self._path, self._mode != "r"
+            self, _release, self._h5, self._logs, self._path, self._mode != "r", self._live_lock
         )
         self._cache = ExtractionCache(Path(cache_dir) if cache_dir else default_cache_root())
 
@@ -752,7 +753,8 @@ class H5Database(_Children, AbstractDatabase):
         for log in self._logs.values():
             log.write_pending()
         h5.flush()
-        h5.swmr_mode = True
+        h5.swmr_mode = True  # HDF5 drops its own file lock here ...
+        self._live_lock.acquire(self._path)  # ... so hold ours until the file is closed
         self._live = True
 
     def refresh(self) -> None:
@@ -872,7 +874,11 @@ class H5Database(_Children, AbstractDatabase):
 
 
 def _release(
-    h5: h5py.File, logs: dict[tuple[str, ...], DatasetLog], path: Path, writable: bool
+    h5: h5py.File,
+    logs: dict[tuple[str, ...], DatasetLog],
+    path: Path,
+    writable: bool,
+    live_lock: _live.LiveLock,
 ) -> None:
     """Write pending records, flush, fsync and close ``h5`` (the database's finalizer)."""
     try:
@@ -883,4 +889,7 @@ def _release(
             _layout.fsync_file(path)
     finally:
         logs.clear()
-        h5.close()
+        try:
+            h5.close()
+        finally:
+            live_lock.release()  # only once the file is closed
