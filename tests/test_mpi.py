@@ -18,7 +18,7 @@ MPIEXEC = shutil.which("mpiexec", path=f"{BIN}{os.pathsep}{os.environ.get('PATH'
 
 pytestmark = pytest.mark.mpi
 needs_mpi = pytest.mark.skipif(
-    MPIEXEC is None or shutil.which("python", path=str(BIN)) is None,
+    MPIEXEC is None and not os.environ.get("HARDS_H5_REQUIRE_MPI"),  # .ci/run sets it
     reason="mpiexec not installed (pip install mpi4py mpich; .ci/run installs it)",
 )
 
@@ -45,7 +45,7 @@ def test_split_covers_everything_once() -> None:
 @needs_mpi
 def test_mpi_pi_example_on_four_ranks(tmp_path: Path) -> None:
     out = tmp_path / "pi.h5"
-    assert MPIEXEC is not None
+    assert MPIEXEC is not None, "HARDS_H5_REQUIRE_MPI is set but mpiexec is not on PATH"
     done = subprocess.run(
         [MPIEXEC, "-n", "4", sys.executable, str(EXAMPLE), str(out), "--samples", "4000"],
         capture_output=True,
