@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -60,8 +61,58 @@ def test_mpi_pi_example_on_four_ranks(tmp_path: Path) -> None:
     assert abs(estimate - 3.14159) < 0.15
     with H5Database(out, "r") as db:
         names = db.get_dataset("random").datapoints
-        assert len(names) == len(set(names)) == 4000
+        assert names == [f"sample-{i:07d}" for i in range(4000)]  # task order
         inside = sum(
             p.data["inside"] for p in db.get_dataset("random").recursively_get_datapoints()
         )
     assert estimate == pytest.approx(4 * inside / 4000)
+
+
+CAMPAIGN = """
+import sys
+from pathlib import Path
+from mpi4py import MPI
+from hards_h5 import HARDSError, mpi
+out, scratch = sys.argv[1], Path(sys.argv[2])
+comm = MPI.COMM_WORLD
+rank = comm.Get_rank()
+
+def compute(i):
+    note = scratch / f"note-{i}.txt"
+    note.write_text(f"task {i} on rank {rank}\\n" * (i + 1))
+    return f"t{i:03d}", {"i": i, "rank": rank}, {"note.txt": note}
+
+written = mpi.write_campaign(comm, out, "outer/inner", range(30), compute, batch=4)
+print(f"rank {rank} wrote {written}", flush=True)
+try:  # the same names again: the writer fails, and every rank hears about it
+    mpi.write_campaign(comm, out, "outer/inner", range(3), compute)
+except HARDSError as exc:
+    print(f"rank {rank} error: {exc}", flush=True)
+"""
+
+
+@needs_mpi
+def test_write_campaign_files_nested_dataset_and_errors(tmp_path: Path) -> None:
+    assert MPIEXEC is not None, "HARDS_H5_REQUIRE_MPI is set but mpiexec is not on PATH"
+    out = tmp_path / "campaign.h5"
+    done = subprocess.run(
+        [MPIEXEC, "-n", "4", sys.executable, "-c", CAMPAIGN, str(out), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rank 0 wrote 30" in done.stdout
+    assert all(f"rank {r} wrote 0" in done.stdout for r in (1, 2, 3))
+    # ranks print concurrently, so lines may interleave: match anywhere
+    failed = re.findall(r"rank (\d) error: write_campaign failed on rank 0: (\w+)", done.stdout)
+    assert sorted(failed) == [(str(r), "AlreadyExistsError") for r in range(4)]
+    with H5Database(out, "r") as db:
+        inner = db.recursively_get_dataset("outer/inner")
+        assert inner.datapoints == [f"t{i:03d}" for i in range(30)]  # task order
+        for i in range(30):
+            point = inner.get_datapoint(f"t{i:03d}")
+            assert point.data == {"i": i, "rank": i % 4}
+            text = point.get_file("note.txt").read_text()
+            assert text == f"task {i} on rank {i % 4}\n" * (i + 1)

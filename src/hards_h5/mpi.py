@@ -100,8 +100,8 @@ def write_campaign(
 
     Tasks are dealt round-robin; after every ``batch`` tasks per rank the results
     are gathered to ``root``, which creates the datapoints (data and files) in
-    ``dataset`` (created, with its parents, if missing) and flushes, so a crash
-    loses at most the batch in flight.
+    ``dataset`` (created, with its parents, if missing) in task order, whatever
+    the number of ranks, and flushes, so a crash loses at most the batch in flight.
 
     Parameters
     ----------
@@ -162,13 +162,15 @@ def write_campaign(
 
 
 def _store(target: H5Dataset, gathered: list[list[Result]]) -> int:
+    """Store one round's results in task order (rank k's j-th is task ``j * size + k``)."""
     count = 0
-    for results in gathered:
-        for name, data, files in results:
-            point = target.create_datapoint(name)
-            if data:
-                point.add_data(dict(data))
-            for file_name, file_path in files.items():
-                point.add_file(Path(file_path), name=file_name)
-            count += 1
+    longest = max((len(results) for results in gathered), default=0)
+    in_order = (res[j] for j in range(longest) for res in gathered if j < len(res))
+    for name, data, files in in_order:
+        point = target.create_datapoint(name)
+        if data:
+            point.add_data(dict(data))
+        for file_name, file_path in files.items():
+            point.add_file(Path(file_path), name=file_name)
+        count += 1
     return count
