@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from hards_h5 import DatabaseLockedError, H5Database, LiveModeError, ReadOnlyError
+from hards_h5 import (
+    DatabaseLockedError,
+    H5Database,
+    LiveModeError,
+    ReadOnlyError,
+    RecoveryNeededError,
+)
 
 WRITER = """
 import sys, time
@@ -248,3 +254,59 @@ def test_swmr_arguments_checked(db_path: Path) -> None:
         with pytest.raises(ReadOnlyError):
             db.start_swmr()
         db.refresh()  # no writer: nothing to do
+
+
+KILLED_WRITER = """
+import sys
+from hards_h5 import H5Database
+db = H5Database(sys.argv[1])
+ds = db.get_dataset("ds")
+db.start_swmr()
+print("LIVE", flush=True)
+i = 0
+while True:
+    ds.create_datapoint(f"p{i}").add_data({"i": i, "pad": "x" * (i % 500)})
+    i += 1
+    if i % 50 == 0:
+        db.flush()
+        print(i, flush=True)  # acknowledged: every datapoint below i is on disk
+"""
+
+
+def test_killed_live_writer_readers_survive_and_recover_keeps_flushed(db_path: Path) -> None:
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(db_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout is not None
+    assert writer.stdout.readline().strip() == "LIVE"
+    reader = H5Database(db_path, "r", swmr=True)
+    ds = reader.get_dataset("ds")
+    acknowledged = 0
+    while acknowledged < 2000:
+        acknowledged = int(writer.stdout.readline())
+        reader.refresh()
+        assert len(ds.datapoints) >= acknowledged
+    writer.kill()  # SIGKILL, mid-write
+    writer.wait()
+    reader.refresh()  # the reader outlives the writer and sees a consistent prefix
+    names = ds.datapoints
+    assert len(names) >= acknowledged
+    for i in range(0, len(names), 7):
+        assert ds.get_datapoint(f"p{i}").data == {"i": i, "pad": "x" * (i % 500)}
+    reader.close()
+    # the dead writer left its flags but not its lock: a plain open asks for recovery
+    with pytest.raises(RecoveryNeededError, match="recover"):
+        H5Database(db_path, "r")
+    done = subprocess.run(
+        [sys.executable, "-m", "hards_h5.cli", "recover", str(db_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    with H5Database(db_path, "r") as db:
+        recovered = db.get_dataset("ds").datapoints
+    assert len(recovered) >= acknowledged
+    assert recovered == [f"p{i}" for i in range(len(recovered))]
