@@ -102,6 +102,11 @@ def test_info_show_get_find(demo: Path, tmp_path: Path) -> None:
         (["tree", "foreign.h5"], "not a hards-h5 campaign file"),
         (["import", ".", "out.h5"], "not a hards.filesystem database"),
         (["demo", "DEMO"], "already exists"),
+        (["tree", "DEMO", "no/such"], "has no dataset 'no'"),
+        (["get", "DEMO", "random", "nope.txt"], "has no file 'nope.txt'"),
+        (["find", "DEMO", "nope", "{}"], "has no dataset 'nope'"),
+        (["export", "DEMO", "."], "already exists"),
+        (["import", "no-such-dir", "out.h5"], "no such directory"),
     ],
 )
 def test_errors_are_one_line(demo: Path, tmp_path: Path, args: list[str], message: str) -> None:
@@ -113,3 +118,11 @@ def test_errors_are_one_line(demo: Path, tmp_path: Path, args: list[str], messag
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_usage_errors_show_usage_not_a_traceback(demo: Path) -> None:
+    done = hards("tree", str(demo), "--depth", "-1")
+    assert done.returncode == 2
+    assert "Invalid value for '--depth'" in done.stderr
+    assert "Try 'hards-h5 tree --help'" in done.stderr
+    assert "Traceback" not in done.stderr

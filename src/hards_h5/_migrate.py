@@ -149,6 +149,9 @@ def import_seed(
 
     """
     source = Path(directory)
+    if not source.is_dir():
+        msg = f"{source}: no such directory"
+        raise NotAHardsFileError(msg)
     if not (source / _CHILDREN).is_dir():
         msg = f"{source}: not a hards.filesystem database (no '{_CHILDREN}' folder)"
         raise NotAHardsFileError(msg)

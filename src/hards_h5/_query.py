@@ -51,13 +51,21 @@ def parse_filter(text: str) -> dict[str, Any]:
     return value
 
 
-def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
-    value: Any = data
-    for part in dotted.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
+def _getter(dotted: str) -> Callable[[Mapping[str, Any]], Any]:
+    """Return a function reading ``dotted`` (``"a.b"`` is ``data["a"]["b"]``) or _MISSING."""
+    parts = dotted.split(".")
+    if len(parts) == 1:
+        return lambda data: data.get(dotted, _MISSING)
+
+    def lookup(data: Mapping[str, Any]) -> Any:
+        value: Any = data
+        for part in parts:
+            if not isinstance(value, Mapping) or part not in value:
+                return _MISSING
+            value = value[part]
+        return value
+
+    return lookup
 
 
 def _ordered(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
@@ -132,12 +140,18 @@ def _field(key: str, condition: Any) -> Predicate:
             _check_operand(op, operand, key)
             tests.append((_OPERATORS[op], operand))
 
+        get = _getter(key)
+        if len(tests) == 1:
+            ((test, operand),) = tests
+            return lambda data: test(get(data), operand)
+
         def check(data: Mapping[str, Any]) -> bool:
-            value = _lookup(data, key)
+            value = get(data)
             return all(test(value, operand) for test, operand in tests)
 
         return check
-    return lambda data: (value := _lookup(data, key)) is not _MISSING and value == condition
+    get = _getter(key)
+    return lambda data: (value := get(data)) is not _MISSING and value == condition
 
 
 def compile_filter(spec: Mapping[str, Any]) -> Predicate:
@@ -167,10 +181,15 @@ def compile_filter(spec: Mapping[str, Any]) -> Predicate:
             raise InvalidFilterError(msg)
         else:
             parts.append(_field(key, condition))
-    return lambda data: all(part(data) for part in parts)
+    if len(parts) == 1:
+        return parts[0]
+    return _all(parts)
 
 
 def _all(subs: list[Predicate]) -> Predicate:
+    if len(subs) == 2:  # noqa: PLR2004 - the common "this and that" filter, unrolled
+        first, second = subs
+        return lambda data: first(data) and second(data)
     return lambda data: all(sub(data) for sub in subs)
 
 

@@ -55,7 +55,9 @@ def demo(file: Path, samples: int) -> None:
 @cli.command()
 @click.argument("file", type=_PATH)
 @click.argument("path", required=False)
-@click.option("--depth", type=int, default=None, help="Show datasets this deep at most.")
+@click.option(
+    "--depth", type=click.IntRange(min=0), default=None, help="Show datasets this deep at most."
+)
 def tree(file: Path, path: str | None, depth: int | None) -> None:
     """Show the datasets of FILE (or below PATH) with datapoint and file counts.
 
