@@ -69,7 +69,7 @@ def test_mpi_pi_example_on_four_ranks(tmp_path: Path) -> None:
 
 
 CAMPAIGN = """
-import sys
+import operator, sys
 from pathlib import Path
 from mpi4py import MPI
 from hards_h5 import HARDSError, mpi
@@ -88,6 +88,24 @@ try:  # the same names again: the writer fails, and every rank hears about it
     mpi.write_campaign(comm, out, "outer/inner", range(3), compute)
 except HARDSError as exc:
     print(f"rank {rank} error: {exc}", flush=True)
+
+total = mpi.map_reduce(comm, out, "outer/inner", lambda p: p.data["i"], operator.add, initial=0)
+print(f"rank {rank} sum {total}", flush=True)
+
+def fragile(point):
+    if rank == 2:
+        raise ValueError("bad datapoint")
+    return 1
+
+try:  # one rank fails: every rank raises, none hangs
+    mpi.map_reduce(comm, out, "outer/inner", fragile, operator.add, initial=0)
+except HARDSError as exc:
+    print(f"rank {rank} reduce-error: {exc}", flush=True)
+try:  # a file one rank cannot open: every rank raises, none hangs
+    with mpi.open_readonly(comm, out if rank else scratch / "missing.h5"):
+        pass
+except HARDSError as exc:
+    print(f"rank {rank} open-error: {exc}", flush=True)
 """
 
 
@@ -108,6 +126,13 @@ def test_write_campaign_files_nested_dataset_and_errors(tmp_path: Path) -> None:
     # ranks print concurrently, so lines may interleave: match anywhere
     failed = re.findall(r"rank (\d) error: write_campaign failed on rank 0: (\w+)", done.stdout)
     assert sorted(failed) == [(str(r), "AlreadyExistsError") for r in range(4)]
+    assert sorted(re.findall(r"rank (\d) sum (\d+)", done.stdout)) == [
+        (str(r), str(sum(range(30)))) for r in range(4)
+    ]
+    reduce_errors = re.findall(r"rank (\d) reduce-error: .*?rank 2: ValueError", done.stdout)
+    assert sorted(reduce_errors) == ["0", "1", "2", "3"]
+    open_errors = re.findall(r"rank (\d) open-error: .*?rank 0: \w+", done.stdout)
+    assert sorted(open_errors) == ["0", "1", "2", "3"]
     with H5Database(out, "r") as db:
         inner = db.recursively_get_dataset("outer/inner")
         assert inner.datapoints == [f"t{i:03d}" for i in range(30)]  # task order

@@ -11,16 +11,20 @@ without a shared filesystem; ``docs/concurrency.md`` compares the two.)
 
 Reading: any number of processes may open a closed campaign file read-only, so
 :func:`open_readonly` opens it on every rank and :func:`split` gives each rank its
-contiguous share of a list of datapoints; reduce with ``comm.allreduce``.
+contiguous share of a list of datapoints; reduce with ``comm.allreduce``, or let
+:func:`map_reduce` do all three.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+
+from hards.api import AbstractDatapoint
 
 from hards_h5._nodes import H5Database, H5Dataset
 from hards_h5.errors import HARDSError
@@ -31,9 +35,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     msg = "hards_h5.mpi needs mpi4py: pip install 'hards-h5[mpi]'"
     raise ImportError(msg) from exc
 
-__all__ = ["Result", "open_readonly", "split", "write_campaign"]
+__all__ = ["Result", "map_reduce", "open_readonly", "split", "write_campaign"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 Result = tuple[str, Mapping[str, Any], Mapping[str, "str | os.PathLike[str]"]]
 """What ``compute`` returns for one task: datapoint name, its data, and files to
 attach (name -> path readable by the writer rank, e.g. on a shared filesystem)."""
@@ -66,16 +71,98 @@ def split(comm: Any, items: Sequence[T]) -> list[T]:
 def open_readonly(comm: Any, path: str | os.PathLike[str]) -> Iterator[H5Database]:
     """Open the campaign file read-only on every rank of ``comm``.
 
-    Every rank waits (barrier) until all have opened it, and again before the
-    file is closed, so no rank starts writing it while another still reads.
+    Every rank waits until all have opened it, and again before the file is
+    closed, so no rank starts writing it while another still reads.
+
+    Raises
+    ------
+    HARDSError
+        On every rank, if any rank could not open the file (its message included),
+        rather than leaving the others waiting.
+
     """
-    db = H5Database(path, "r")
     try:
-        comm.Barrier()
+        db: H5Database | None = H5Database(path, "r")
+        error = None
+    except (HARDSError, OSError) as exc:
+        db, error = None, f"rank {comm.Get_rank()}: {type(exc).__name__}: {exc}"
+    errors = [e for e in comm.allgather(error) if e is not None]
+    if errors or db is None:
+        if db is not None:
+            db.close()
+        msg = f"cannot open {path} on every rank: {errors[0] if errors else '?'}"
+        raise HARDSError(msg)
+    try:
         yield db
         comm.Barrier()
     finally:
         db.close()
+
+
+def map_reduce(
+    comm: Any,
+    path: str | os.PathLike[str],
+    dataset: str,
+    func: Callable[[AbstractDatapoint], R],
+    combine: Callable[[R, R], R],
+    *,
+    initial: R,
+    inherited: bool = True,
+) -> R:
+    """Apply ``func`` to a dataset's datapoints across the ranks and combine the results.
+
+    Every rank opens the file read-only (:func:`open_readonly`), takes its share
+    (:func:`split`) of the datapoints, folds ``func`` of each into ``initial`` with
+    ``combine``, and the per-rank results are combined the same way.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+        The communicator; every rank must call this with the same arguments.
+    path : str or os.PathLike
+        The campaign file.
+    dataset : str
+        Dataset path such as ``"random"`` or ``"mc/optimiser"``.
+    func : callable
+        Maps one datapoint to a value (it must not write to the file).
+    combine : callable
+        Combines two values; associative, e.g. ``operator.add``.
+    initial : object
+        The identity of ``combine`` (``0`` for addition).
+    inherited : bool
+        Include the datapoints of the dataset's ancestors
+        (``recursively_get_datapoints``); only its own when False.
+
+    Returns
+    -------
+    object
+        The combined value, the same on every rank.
+
+    Raises
+    ------
+    HARDSError
+        On every rank, if the file cannot be opened or ``func`` failed on any rank.
+
+    """
+    with open_readonly(comm, path) as db:
+        error = None
+        partial = initial
+        try:
+            ds = db.recursively_get_dataset(dataset)
+            points = (
+                ds.recursively_get_datapoints()
+                if inherited
+                else [ds.get_datapoint(name) for name in ds.datapoints]
+            )
+            partial = functools.reduce(combine, map(func, split(comm, points)), initial)
+        except Exception as exc:  # noqa: BLE001 - reported to every rank below
+            error = f"rank {comm.Get_rank()}: {type(exc).__name__}: {exc}"
+        gathered = comm.allgather((error, partial))
+    errors = [e for e, _ in gathered if e is not None]
+    if errors:
+        msg = f"map_reduce over {dataset!r} in {path} failed: {errors[0]}"
+        raise HARDSError(msg)
+    return functools.reduce(combine, (value for _, value in gathered), initial)
 
 
 def _dataset(db: H5Database, path: str) -> H5Dataset:
