@@ -26,8 +26,9 @@ from pathlib import Path
 
 WRITE = """
 import sys
+from pathlib import Path
 from {module} import {cls} as DB
-db = DB.create_database(sys.argv[1])
+db = DB.create_database(Path(sys.argv[1]))  # the seed needs a Path
 top = db.create_dataset("mc")
 top.add_data({{"simulator": "v1"}})
 for i in range(100):
@@ -42,6 +43,7 @@ getattr(db, "close", lambda: None)()
 
 MEASURE = """
 import json, sys, time
+from pathlib import Path
 t0 = time.perf_counter()
 import pandas as pd
 from {module} import {cls} as DB
@@ -72,7 +74,7 @@ print(json.dumps({{"seconds": t2 - t1, "import_open": t1 - t0, "rows": rows}}))
 """
 
 H5 = {"module": "hards_h5", "cls": "H5Database", "open_args": 'sys.argv[1], mode="r"'}
-SEED = {"module": "hards.filesystem", "cls": "FilesystemDatabase", "open_args": "sys.argv[1]"}
+SEED = {"module": "hards.filesystem", "cls": "FilesystemDatabase", "open_args": "Path(sys.argv[1])"}
 
 
 def run(code: str, *args: str) -> dict[str, float]:

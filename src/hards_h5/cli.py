@@ -28,7 +28,19 @@ __all__ = ["main"]
 _PATH = click.Path(path_type=Path)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_HELP = """Inspect and maintain hards-h5 campaign files (HARDS on one HDF5 file).
+
+\b
+Start here:
+  hards-h5 demo campaign.h5         write and show a demo campaign
+  hards-h5 tree campaign.h5         its datasets
+  hards-h5 find campaign.h5 random '{"x": {"$gt": 0.9}}'
+
+Every command has --help with an example.
+"""
+
+
+@click.group(help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hards-h5")
 def cli() -> None:
     """Inspect and maintain hards-h5 campaign files (HARDS on one HDF5 file)."""
