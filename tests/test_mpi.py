@@ -89,6 +89,16 @@ try:  # the same names again: the writer fails, and every rank hears about it
 except HARDSError as exc:
     print(f"rank {rank} error: {exc}", flush=True)
 
+def flaky(i):
+    if i == 9:
+        raise ValueError("simulation diverged")
+    return f"f{i:03d}", {"i": i}, {}
+
+try:  # compute fails on rank 1 in round 2: every rank raises, rounds before stay
+    mpi.write_campaign(comm, out, "flaky", range(40), flaky, batch=2)
+except HARDSError as exc:
+    print(f"rank {rank} compute-error: {exc}", flush=True)
+
 total = mpi.map_reduce(comm, out, "outer/inner", lambda p: p.data["i"], operator.add, initial=0)
 print(f"rank {rank} sum {total}", flush=True)
 
@@ -124,8 +134,16 @@ def test_write_campaign_files_nested_dataset_and_errors(tmp_path: Path) -> None:
     assert "rank 0 wrote 30" in done.stdout
     assert all(f"rank {r} wrote 0" in done.stdout for r in (1, 2, 3))
     # ranks print concurrently, so lines may interleave: match anywhere
-    failed = re.findall(r"rank (\d) error: write_campaign failed on rank 0: (\w+)", done.stdout)
+    failed = re.findall(
+        r"rank (\d) error: write_campaign failed \(0 datapoints stored before\): rank 0: (\w+)",
+        done.stdout,
+    )
     assert sorted(failed) == [(str(r), "AlreadyExistsError") for r in range(4)]
+    failed = re.findall(
+        r"rank (\d) compute-error: write_campaign failed \((\d+) datapoints stored before\): compute on rank 1: ValueError",
+        done.stdout,
+    )
+    assert sorted(failed) == [(str(r), "8") for r in range(4)]
     assert sorted(re.findall(r"rank (\d) sum (\d+)", done.stdout)) == [
         (str(r), str(sum(range(30)))) for r in range(4)
     ]
@@ -136,6 +154,7 @@ def test_write_campaign_files_nested_dataset_and_errors(tmp_path: Path) -> None:
     with H5Database(out, "r") as db:
         inner = db.recursively_get_dataset("outer/inner")
         assert inner.datapoints == [f"t{i:03d}" for i in range(30)]  # task order
+        assert db.get_dataset("flaky").datapoints == [f"f{i:03d}" for i in range(8)]
         for i in range(30):
             point = inner.get_datapoint(f"t{i:03d}")
             assert point.data == {"i": i, "rank": i % 4}

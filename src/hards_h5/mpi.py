@@ -215,27 +215,36 @@ def write_campaign(
     Raises
     ------
     HARDSError
-        On every rank, if the writer failed (the writer's message is included).
+        On every rank, if ``compute`` failed on any rank or the writer failed
+        (the failing rank and its message are included); what earlier rounds
+        stored stays stored.
 
     """
     rank, size = comm.Get_rank(), comm.Get_size()
     mine = list(tasks[rank::size])
     rounds = comm.allreduce((len(mine) + batch - 1) // batch, op=MPI.MAX)
     db = H5Database(path, "a") if rank == root else None
-    written = 0
+    written = stored = 0
     error: str | None = None
     try:
         target = _dataset(db, dataset) if db is not None else None
         for r in range(rounds):
-            results = [compute(t) for t in mine[r * batch : (r + 1) * batch]]
-            gathered = comm.gather(results, root=root)
-            if target is not None and db is not None and error is None:
+            results: list[Result] = []
+            failed = None
+            try:
+                results = [compute(t) for t in mine[r * batch : (r + 1) * batch]]
+            except Exception as exc:  # noqa: BLE001 - reported to every rank below
+                failed = f"compute on rank {rank}: {type(exc).__name__}: {exc}"
+            gathered = comm.gather((failed, results), root=root)
+            if target is not None and db is not None:
+                error = next((e for e, _ in gathered if e is not None), None)
                 try:
-                    written += _store(target, gathered)
-                    db.flush()
+                    if error is None:
+                        written += _store(target, [res for _, res in gathered])
+                        db.flush()
                 except (HARDSError, OSError, TypeError, ValueError) as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-            error = comm.bcast(error, root=root)
+                    error = f"rank {root}: {type(exc).__name__}: {exc}"
+            error, stored = comm.bcast((error, written), root=root)
             if error is not None:
                 break
     finally:
@@ -243,7 +252,7 @@ def write_campaign(
             db.close()
     comm.Barrier()  # the writer has closed the file: others may open it now
     if error is not None:
-        msg = f"write_campaign failed on rank {root}: {error}"
+        msg = f"write_campaign failed ({stored} datapoints stored before): {error}"
         raise HARDSError(msg)
     return written
 
