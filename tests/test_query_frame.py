@@ -130,3 +130,29 @@ def test_to_dataframe_without_pandas(campaign: H5Database, monkeypatch: pytest.M
     with pytest.raises(MissingDependencyError, match=r"hards-h5\[pandas\]"):
         campaign.get_dataset("mc").to_dataframe()
     campaign.close()
+
+
+def test_dataframe_matches_the_object_api(db_path: Path) -> None:
+    """Same rows as recursively_get_datapoints() + .data, repeated names included."""
+    pd = pytest.importorskip("pandas")
+    db = H5Database.create_database(db_path)
+    top = db.create_dataset("mc")
+    sub = top.create_dataset("opt")
+    top.create_datapoint("run.1").add_data({"x": 1, "big": 2**70, "nested": {"a": [1]}})
+    sub.create_datapoint("run.1").add_data({"x": 2, "extra": "s"})  # same name, child
+    sub.create_datapoint("run.2").add_data({})
+    sub.get_datapoint("run.2").add_data({"x": 3})  # not flushed yet: still seen
+    df = sub.to_dataframe()
+    points = sub.recursively_get_datapoints()
+    assert list(df.index) == [p.name for p in points] == ["run.1", "run.2", "run.1"]
+    assert list(df["dataset"]) == [p.parent.fullname() for p in points]
+    assert df.loc["run.1", "x"].tolist() == [2, 1]
+    unique = df.set_index("dataset", append=True)
+    assert unique.index.is_unique
+    assert unique.loc[("run.1", "mc"), "big"] == 2**70  # beyond 64 bits, exact
+    assert unique.loc[("run.1", "mc"), "nested"] == {"a": [1]}
+    assert pd.isna(unique.loc[("run.2", "mc/opt"), "extra"])
+    db.close()
+    with H5Database(db_path, "r") as again:
+        reread = again.recursively_get_dataset("mc/opt").to_dataframe()
+        assert reread.equals(df)
