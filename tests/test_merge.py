@@ -6,9 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import pytest
 
-from hards_h5 import H5Database, MergeConflictError, merge
+from hards_h5 import H5Database, MergeConflictError, MergeSourceError, merge
 
 
 def _shard(path: Path, worker: int, src: Path) -> None:
@@ -88,3 +89,84 @@ def test_merge_cli(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "+200 datapoints" in done.stdout
+
+
+def test_merge_into_itself_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "c.h5"
+    _shard(out, 0, tmp_path / "log.txt")
+    with pytest.raises(MergeSourceError, match="into itself"):
+        merge(out, [tmp_path / "." / "c.h5"])
+    with H5Database(out, "r") as db:
+        assert len(db.recursively_get_dataset("mc/sub").datapoints) == 100
+
+
+def test_conflict_with_the_existing_output_and_dataset_data(tmp_path: Path) -> None:
+    out, shard = tmp_path / "out.h5", tmp_path / "shard.h5"
+    _shard(out, 0, tmp_path / "log.txt")
+    with H5Database.create_database(shard) as db:
+        mc = db.create_dataset("mc")
+        mc.add_data({"sampler": "sobol"})  # the output says "uniform"
+        mc.create_dataset("sub").create_datapoint("w0-1").add_data({"worker": 0, "i": 99})
+    before = out.read_bytes()
+    with pytest.raises(MergeConflictError) as info:
+        merge(out, [shard])
+    text = str(info.value)
+    assert "mc (dataset): data key 'sampler' is 'uniform' in output but 'sobol' in" in text
+    assert "mc/sub/w0-1: data key 'i' is 1 in output but 99 in" in text
+    assert out.read_bytes() == before  # not a byte written
+
+
+def test_identical_files_are_stored_once(tmp_path: Path) -> None:
+    src = tmp_path / "same.bin"
+    src.write_bytes(bytes(range(256)) * 4096)  # 1 MiB, the same in every shard
+    shards = [tmp_path / f"s{w}.h5" for w in range(3)]
+    for w, shard in enumerate(shards):
+        with H5Database.create_database(shard) as db:
+            db.create_dataset("ds").create_datapoint(f"p{w}").add_file(src)
+    out = tmp_path / "out.h5"
+    report = merge(out, shards)
+    assert report.files == 3
+    with h5py.File(out, "r") as raw:
+        assert raw["blobs"].shape[0] == src.stat().st_size  # one copy of the bytes
+    with H5Database(out, "r") as db:
+        for w in range(3):
+            got = db.get_dataset("ds").get_datapoint(f"p{w}").get_file("same.bin")
+            assert got.read_bytes() == src.read_bytes()
+
+
+PEAK_MERGE = """
+import sys
+from hards_h5 import merge
+
+def peak_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+before = peak_kib()
+merge(sys.argv[1], [sys.argv[2]])
+print(peak_kib() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_files_are_copied_without_reading_them_into_memory(tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    with big.open("wb") as f:
+        for i in range(96):  # 96 MiB, distinct blocks
+            f.write(i.to_bytes(4, "little") * (1 << 18))
+    shard = tmp_path / "shard.h5"
+    with H5Database.create_database(shard) as db:
+        db.create_dataset("ds").create_datapoint("p").add_file(big)
+    out = tmp_path / "out.h5"
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_MERGE, str(out), str(shard)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(done.stdout) < 48 * 1024  # KiB: chunked copy, far below the 96 MiB file
+    with H5Database(out, "r") as db:
+        got = db.get_dataset("ds").get_datapoint("p").get_file("big.bin")
+        assert got.stat().st_size == big.stat().st_size
+        assert got.read_bytes() == big.read_bytes()

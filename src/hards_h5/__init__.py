@@ -9,7 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from hards_h5._frame import MissingDependencyError
-from hards_h5._merge import MergeConflictError, MergeReport, merge
+from hards_h5._merge import MergeReport, merge
 from hards_h5._migrate import MigrationReport, export_seed, import_seed
 from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset
 from hards_h5._query import InvalidFilterError
@@ -26,6 +26,8 @@ from hards_h5.errors import (
     InvalidDataError,
     InvalidNameError,
     LiveModeError,
+    MergeConflictError,
+    MergeSourceError,
     NameValidationError,
     NodeNotFoundError,
     NotAHardsFileError,
@@ -55,6 +57,7 @@ __all__ = [
     "LiveModeError",
     "MergeConflictError",
     "MergeReport",
+    "MergeSourceError",
     "MigrationReport",
     "MissingDependencyError",
     "NameValidationError",

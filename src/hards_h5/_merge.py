@@ -17,7 +17,7 @@ from typing import Any
 from hards_h5 import _blobs, _codec
 from hards_h5._log import DatasetLog, FileRef
 from hards_h5._nodes import H5Database, H5Dataset
-from hards_h5.errors import DoesNotExistError, MergeConflictError
+from hards_h5.errors import DoesNotExistError, MergeConflictError, MergeSourceError
 
 __all__ = ["MergeConflictError", "MergeReport", "merge"]
 
@@ -134,6 +134,8 @@ def merge(
 
     Raises
     ------
+    MergeSourceError
+        If an input is the output file itself.
     MergeConflictError
         If two sources give different values to one data key or file name
         (nothing is written then).
@@ -142,6 +144,10 @@ def merge(
     sources = [Path(p) for p in inputs]
     report = MergeReport(sources=sources)
     created = not Path(output).exists()
+    for src in sources:
+        if not created and src.exists() and src.samefile(output):
+            msg = f"{src}: cannot merge a campaign file into itself (it is the output)"
+            raise MergeSourceError(msg)
     try:
         _merge_into(output, sources, report, timeout=timeout, progress=progress)
     except MergeConflictError:

@@ -24,6 +24,7 @@ __all__ = [
     "InvalidNameError",
     "LiveModeError",
     "MergeConflictError",
+    "MergeSourceError",
     "NameValidationError",
     "NodeNotFoundError",
     "NotAHardsFileError",
@@ -129,3 +130,7 @@ class MergeConflictError(HARDSError, ValueError):
         super().__init__(
             f"{output}: {len(conflicts)} merge conflict(s), nothing written:\n  {shown}{more}"
         )
+
+
+class MergeSourceError(HARDSError, ValueError):
+    """A merge input cannot be used (for example, it is the output file itself)."""
