@@ -51,11 +51,15 @@ print(len(mine))
 
 LIVE_WRITER = """
 import sys, time
+from pathlib import Path
 from hards_h5 import H5Database
 db = H5Database(sys.argv[1])
 ds = db.get_dataset("live")
 db.start_swmr()
 print("LIVE", flush=True)
+ready = Path(sys.argv[1] + ".reader-ready")
+while not ready.exists():  # measure from the first poll of a running reader
+    time.sleep(0.005)
 for i in range(int(sys.argv[2])):
     time.sleep(0.02)
     ds.create_datapoint(f"p{i}").add_data({"t": time.time()})
@@ -67,10 +71,12 @@ db.close()
 
 LIVE_READER = """
 import sys, time, json
+from pathlib import Path
 from hards_h5 import H5Database
 db = H5Database(sys.argv[1], "r", swmr=True)
 ds = db.get_dataset("live")
 n = int(sys.argv[2]); seen = {}
+Path(sys.argv[1] + ".reader-ready").touch()
 while len(seen) < n:
     db.refresh()
     now = time.time()
@@ -185,26 +191,35 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--swmr-count", type=int, default=100)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    results: dict[str, object] = {"n": args.n}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         print(f"# parallel benchmarks, N = {args.n}")
         for procs in (1, 2, 4):
             rate = bench_write(work, args.n, procs)
+            results[f"write_{procs}"] = rate
             print(f"write  {procs} process(es): {rate:10.0f} datapoints/s")
         read_path = work / "write-1.h5"
         for procs in (1, 2, 4):
             rate = bench_read(read_path, args.n, procs)
+            results[f"read_{procs}"] = rate
             print(f"read   {procs} process(es): {rate:10.0f} datapoints/s")
         for how in ("gather", "shards"):
             mpi_rate = bench_mpi_write(work, args.n, how)
+            results[f"mpi_write_4_{how}"] = mpi_rate
             shown = "skipped (no mpiexec)" if mpi_rate is None else f"{mpi_rate:10.0f} datapoints/s"
             print(f"mpi write, 4 ranks, {how:6}: {shown}")
         delays = bench_swmr(work, args.swmr_count)
+        results["swmr_latency_median_s"] = statistics.median(delays)
+        results["swmr_latency_max_s"] = max(delays)
         print(
             f"SWMR flush -> reader sees it: median {statistics.median(delays) * 1e3:.1f} ms, "
             f"max {max(delays) * 1e3:.1f} ms over {len(delays)} datapoints"
         )
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
 

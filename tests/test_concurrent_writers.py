@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -96,3 +97,22 @@ def test_timeout_waits_for_the_other_writer(db_path: Path) -> None:
     finally:
         other.kill()
         other.wait()
+
+
+@pytest.mark.slow
+def test_parallel_benchmark_runs(tmp_path: Path) -> None:
+    """Keep benchmarks/bench_parallel.py working (tiny sizes; figures not checked)."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_parallel.py"
+    out = tmp_path / "parallel.json"
+    done = subprocess.run(
+        [sys.executable, str(script), "--n", "200", "--swmr-count", "10", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(out.read_text())
+    for key in ("write_1", "write_2", "write_4", "read_1", "read_2", "read_4"):
+        assert figures[key] > 0, key
+    assert 0 <= figures["swmr_latency_median_s"] <= figures["swmr_latency_max_s"]
