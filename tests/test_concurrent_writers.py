@@ -116,3 +116,30 @@ def test_parallel_benchmark_runs(tmp_path: Path) -> None:
     for key in ("write_1", "write_2", "write_4", "read_1", "read_2", "read_4"):
         assert figures[key] > 0, key
     assert 0 <= figures["swmr_latency_median_s"] <= figures["swmr_latency_max_s"]
+
+
+WAITER = """
+import sys, time
+from hards_h5 import H5Database, RecoveryNeededError
+start = time.monotonic()
+try:
+    H5Database(sys.argv[1], timeout=60)
+except RecoveryNeededError as exc:
+    print(f"{time.monotonic() - start:.2f}", exc)
+"""
+
+
+def test_waiting_writer_stops_when_the_holder_dies(db_path: Path) -> None:
+    H5Database.create_database(db_path).close()
+    holder = _hold(db_path, "r+", 60)
+    waiter = subprocess.Popen(
+        [sys.executable, "-c", WAITER, str(db_path)], stdout=subprocess.PIPE, text=True
+    )
+    time.sleep(1.0)
+    assert waiter.poll() is None  # waiting for the holder
+    holder.kill()  # SIGKILL: HDF5's "open for writing" flags stay set
+    holder.wait()
+    out, _ = waiter.communicate(timeout=60)
+    waited, message = out.split(" ", 1)
+    assert float(waited) < 30  # stopped soon after the death, not at the timeout
+    assert "hards-h5 recover" in message
