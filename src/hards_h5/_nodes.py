@@ -754,8 +754,8 @@ class H5Database(_Children, AbstractDatabase):
             log.write_pending()
         h5.flush()
         h5.swmr_mode = True  # HDF5 drops its own file lock here ...
-        self._live_lock.acquire(self._path)  # ... so hold ours until the file is closed
         self._live = True
+        self._live_lock.acquire(self._path)  # ... so hold ours until the file is closed
 
     def refresh(self) -> None:
         """Make this reader see what the SWMR writer has flushed since the last call.
