@@ -37,6 +37,8 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_mock_imports = ["mpi4py"]  # the [mpi] extra is not needed to build the docs
 nitpicky = False
+# Commands shown in docstrings (JSON filters, quotes) must copy-paste as typed.
+smartquotes = False
 
 # Design pages written alongside other issues are globbed into the index, so the
 # build does not fail while one of them has not landed yet.
