@@ -115,6 +115,20 @@ if rank == 0:
 """
 
 
+MPI_READ = """
+import operator, sys, time
+from mpi4py import MPI
+from hards_h5 import mpi
+comm = MPI.COMM_WORLD
+comm.Barrier()
+start = time.perf_counter()
+total = mpi.map_reduce(comm, sys.argv[1], "runs", lambda p: p.data["i"], operator.add, initial=0)
+elapsed = comm.allreduce(time.perf_counter() - start, op=MPI.MAX)
+if comm.Get_rank() == 0:
+    print(total, elapsed)
+"""
+
+
 def _mpiexec() -> str | None:
     bin_dir = Path(sys.executable).parent
     return shutil.which("mpiexec", path=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -135,6 +149,29 @@ def bench_mpi_write(work: Path, n: int, how: str, ranks: int = 4) -> float | Non
         check=True,
     )
     return n / float(done.stdout.split()[-1])
+
+
+def bench_mpi_read(work: Path, path: Path, n: int, ranks: int) -> float | None:
+    """Return datapoints/s for ``mpi.map_reduce`` over ``n`` datapoints on ``ranks`` ranks.
+
+    Timed inside the job (after start-up and imports), from a barrier to the result.
+    """
+    mpiexec = _mpiexec()
+    if mpiexec is None:
+        return None
+    script = work / "mpi_read.py"
+    script.write_text(MPI_READ)
+    done = subprocess.run(
+        [mpiexec, "-n", str(ranks), sys.executable, str(script), str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    total, elapsed = done.stdout.split()
+    if int(total) != n * (n - 1) // 2:  # the single writer's "i" values are 0..n-1
+        msg = f"map_reduce gave {total}, expected {n * (n - 1) // 2}"
+        raise RuntimeError(msg)
+    return n / float(elapsed)
 
 
 def _run(code: str, *args: object) -> subprocess.Popen[str]:
@@ -206,6 +243,11 @@ def main() -> int:
             rate = bench_read(read_path, args.n, procs)
             results[f"read_{procs}"] = rate
             print(f"read   {procs} process(es): {rate:10.0f} datapoints/s")
+        for ranks in (1, 2, 4):
+            mpi_read = bench_mpi_read(work, read_path, args.n, ranks)
+            results[f"mpi_read_{ranks}"] = mpi_read
+            shown = "skipped (no mpiexec)" if mpi_read is None else f"{mpi_read:10.0f} datapoints/s"
+            print(f"mpi map_reduce, {ranks} rank(s): {shown} (timed inside the job)")
         for how in ("gather", "shards"):
             mpi_rate = bench_mpi_write(work, args.n, how)
             results[f"mpi_write_4_{how}"] = mpi_rate

@@ -149,11 +149,7 @@ def map_reduce(
         partial = initial
         try:
             ds = db.recursively_get_dataset(dataset)
-            points = (
-                ds.recursively_get_datapoints()
-                if inherited
-                else [ds.get_datapoint(name) for name in ds.datapoints]
-            )
+            points = ds.recursively_get_datapoints(parents=inherited)
             partial = functools.reduce(combine, map(func, split(comm, points)), initial)
         except Exception as exc:  # noqa: BLE001 - reported to every rank below
             error = f"rank {comm.Get_rank()}: {type(exc).__name__}: {exc}"
