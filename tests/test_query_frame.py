@@ -156,3 +156,19 @@ def test_dataframe_matches_the_object_api(db_path: Path) -> None:
     with H5Database(db_path, "r") as again:
         reread = again.recursively_get_dataset("mc/opt").to_dataframe()
         assert reread.equals(df)
+
+
+def test_dataframe_origin_column_never_hides_data(db_path: Path) -> None:
+    pytest.importorskip("pandas")
+    from hards_h5 import InvalidDataError
+
+    with H5Database.create_database(db_path) as db:
+        ds = db.create_dataset("runs")
+        ds.create_datapoint("a").add_data({"x": 1})
+        ds.create_datapoint("b").add_data({"x": 2, "dataset": "from the user"})
+        with pytest.raises(InvalidDataError, match=r"runs/b.*origin="):
+            ds.to_dataframe()
+        df = ds.to_dataframe(origin="source")
+        assert list(df.columns) == ["source", "x", "dataset"]
+        assert df.loc["b", "dataset"] == "from the user"
+        assert set(df["source"]) == {"runs"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hards_h5 import _codec
-from hards_h5.errors import HARDSError
+from hards_h5.errors import HARDSError, InvalidDataError
 
 if TYPE_CHECKING:
     from hards_h5._log import DatasetLog
@@ -17,12 +17,13 @@ class MissingDependencyError(HARDSError, ImportError):
     """An optional dependency (pandas, mpi4py) is not installed."""
 
 
-def frame(sources: list[tuple[str, DatasetLog]]) -> Any:
+def frame(sources: list[tuple[str, DatasetLog]], *, origin: str = "dataset") -> Any:
     """Return a DataFrame with one row per datapoint of ``sources``.
 
-    ``sources`` lists (dataset full name, its log), own dataset first.  Columns:
-    ``dataset`` (where the datapoint lives), then one per top-level data key, in
-    first-seen order; the index is the datapoint name (``datapoint``).
+    ``sources`` lists (dataset full name, its log), own dataset first.  The JSON
+    texts are parsed straight from the logs (no datapoint objects).  Columns:
+    ``origin`` (the dataset each datapoint lives in), then one per top-level data
+    key, in first-seen order; the index is the datapoint name (``datapoint``).
     """
     try:
         import pandas as pd  # noqa: PLC0415 - optional dependency
@@ -31,15 +32,23 @@ def frame(sources: list[tuple[str, DatasetLog]]) -> Any:
         raise MissingDependencyError(msg) from exc
     rows: list[dict[str, Any]] = []
     names: list[str] = []
+    labels: list[str] = []
     for dataset, log in sources:
-        for node, name in enumerate(log.names, start=1):
-            row = _codec.decode(log.data_json(node))
-            row["dataset"] = dataset
-            rows.append(row)
-            names.append(name)
+        count = len(log.names)
+        rows.extend(_codec.decode(log.data_json(node)) for node in range(1, count + 1))
+        names.extend(log.names[:count])
+        labels.extend([dataset] * count)
     df = pd.DataFrame.from_records(rows, index=pd.Index(names, name="datapoint"))
-    if "dataset" in df.columns:
-        df.insert(0, "dataset", df.pop("dataset"))
-    else:
-        df.insert(0, "dataset", pd.Series(dtype=object))
+    if origin in df.columns:
+        clash = next(
+            f"{label}/{name}"
+            for label, name, row in zip(labels, names, rows, strict=True)
+            if origin in row
+        )
+        msg = (
+            f"data key {origin!r} (in {clash}) clashes with the column naming each row's "
+            f"dataset; pass to_dataframe(origin='another_name')"
+        )
+        raise InvalidDataError(msg)
+    df.insert(0, origin, pd.Series(labels, index=df.index, dtype=object))
     return df

@@ -525,18 +525,20 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
                     out.append(H5Datapoint(dataset, node, name))
         return out
 
-    def to_dataframe(self, *, parents: bool = True) -> Any:
+    def to_dataframe(self, *, parents: bool = True, origin: str = "dataset") -> Any:
         """Return the datapoints' data as a pandas DataFrame (needs ``[pandas]``).
 
         One row per datapoint (inherited ones too when ``parents``), indexed by
-        datapoint name (names repeat when two datasets use the same one); a
-        ``dataset`` column names the dataset each row comes from, then one column
-        per top-level data key.
+        datapoint name (names repeat when two datasets use the same one); an
+        ``origin`` column (``dataset``) names the dataset each row comes from, then
+        one column per top-level data key, in first-seen order.
 
         Parameters
         ----------
         parents : bool
             Include the datapoints inherited from ancestor datasets.
+        origin : str
+            Name of the column saying which dataset each row comes from.
 
         Returns
         -------
@@ -547,10 +549,17 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         ------
         MissingDependencyError
             If pandas is not installed.
+        InvalidDataError
+            If a data key is also named ``origin`` (pass another name).
+
+        Examples
+        --------
+        >>> df = dataset.to_dataframe()  # doctest: +SKIP
+        >>> df[df.dataset == "monte_carlo"].x.mean()  # doctest: +SKIP
 
         """
         sources = [(d.fullname(), self._db._log(d._names)) for d in self._lineage(parents=parents)]
-        return _frame.frame(sources)
+        return _frame.frame(sources, origin=origin)
 
 
 class H5Datapoint(_DataAndFiles, AbstractDatapoint):
