@@ -146,3 +146,27 @@ def test_progress_bar_on_a_terminal_quiet_otherwise(tmp_path: Path) -> None:
     assert b"import" in seen  # the bar's label, drawn on the terminal
     with H5Database(tmp_path / "b.h5", "r") as h5:
         assert len(h5.get_dataset("many").datapoints) == 1200
+
+
+def test_failed_export_leaves_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.h5"
+    bad.write_text("not hdf5")
+    with pytest.raises(Exception, match=r"notes\.h5"):
+        export_seed(bad, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    good = tmp_path / "c.h5"
+    with H5Database.create_database(good) as db:
+        src = tmp_path / "f.bin"
+        src.write_bytes(b"x" * 10)
+        db.create_dataset("ds").create_datapoint("p").add_file(src)
+    full = tmp_path / "full"
+    calls: list[int] = []
+
+    def interrupt(done: int) -> None:
+        calls.append(done)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        export_seed(good, full, progress=interrupt)
+    assert calls == [1]
+    assert not full.exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,7 @@ def export_seed(
     if target.exists():
         msg = f"{target}: already exists; export writes a new directory"
         raise HARDSError(msg)
-    seed = FilesystemDatabase.create_database(target)
-    with H5Database(source, "r") as db:
+    with H5Database(source, "r") as db:  # a bad source fails before anything is made
 
         def copy(node: Any, into: Any) -> None:
             for name in node.children:
@@ -82,7 +82,12 @@ def export_seed(
                         progress(report.datapoints)
                 copy(src, dst)
 
-        copy(db, seed)
+        seed = FilesystemDatabase.create_database(target)
+        try:
+            copy(db, seed)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)  # no half-written directory
+            raise
     return report
 
 
