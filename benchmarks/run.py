@@ -256,12 +256,19 @@ def _clear(path: Path) -> None:
 
 
 def bench_store_sizes(
-    work: Path, sizes: list[int], big: list[int], repeat: int, log: Callable[[str], None]
+    work: Path,
+    sizes: list[int],
+    big: list[int],
+    repeat: int,
+    log: Callable[[str], None],
+    *,
+    only: set[str] | None = None,
 ) -> dict[str, Any]:
     """Write, fresh-read, random-access, disk use and open for each store and N."""
     results: dict[str, Any] = {"write": {}, "read": {}, "random": {}, "disk_kib": {}, "open": {}}
     for n in [*sizes, *big]:
         stores = ["hards-h5", "raw-h5py"] if n in big else ["filesystem", "raw-h5py", "hards-h5"]
+        stores = [s for s in stores if only is None or s in only]
         for store in stores:
             path = _location(work, store, n)
             writes = []
@@ -320,7 +327,7 @@ def verdicts(results: dict[str, Any]) -> list[tuple[bool, str]]:
     out: list[tuple[bool, str]] = []
     write, read = results["write"], results["read"]
     n = 100_000 if 100_000 in write.get("hards-h5", {}) else max(write.get("hards-h5", {0: 0}))
-    if n and "filesystem" in write and n in write["filesystem"]:
+    if n and all(n in write.get(s, {}) for s in ("filesystem", "raw-h5py")):
         h5, fs, raw = write["hards-h5"][n], write["filesystem"][n], write["raw-h5py"][n]
         out.append(
             (
@@ -435,10 +442,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the raw results here")
     parser.add_argument("--plot", type=Path, help="write the log-log plot here (needs matplotlib)")
     parser.add_argument("--workdir", type=Path, help="scratch directory (default: a temp dir)")
+    parser.add_argument(
+        "--stores",
+        help="only these stores (comma-separated: filesystem,raw-h5py,hards-h5); "
+        "ratios need hards-h5 and the other store in the same run",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     file_sizes = [int(s) for s in args.file_sizes.split(",") if s]
     big = [1_000_000] if args.big else []
+    only = set(args.stores.split(",")) if args.stores else None
     repeat = args.repeat
     if args.quick:
         sizes, file_sizes, big, repeat = [50, 200], [1], [], 1
@@ -450,12 +463,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
         log("## datapoints (write, fresh-process read, disk)")
-        results = bench_store_sizes(work, sizes, big, repeat, log)
+        results = bench_store_sizes(work, sizes, big, repeat, log, only=only)
         log("## attached files (hards-h5 vs cp)")
         results["files"] = bench_files(work, file_sizes, log)
     log("## ratios")
     for store in ("filesystem", "raw-h5py"):
         for n, secs in sorted(results["write"].get(store, {}).items()):
+            if n not in results["write"].get("hards-h5", {}):
+                continue
             h5w = results["write"]["hards-h5"][n]
             h5r = results["read"]["hards-h5"][n]
             log(

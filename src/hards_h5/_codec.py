@@ -79,7 +79,10 @@ def dumps(value: dict[str, Any]) -> bytes:
     the standard library, so every value :func:`encode_data` accepts is stored.
     """
     try:
-        return orjson.dumps(value)
+        # Copy to an exact-size bytes: orjson's result keeps its whole output
+        # buffer (>= 4 KiB) allocated, and the writer holds every node's JSON, so
+        # without the copy 1M datapoints of ~60 bytes pin ~4 GB (measured).
+        return bytes(memoryview(orjson.dumps(value)))
     except orjson.JSONEncodeError:
         return _ENCODER.encode(value).encode()
 
