@@ -82,6 +82,21 @@ def test_dead_writer_needs_recover_then_opens(db_path: Path) -> None:
     assert check(db_path).ok
 
 
+def test_check_cli_on_a_crashed_file_says_recover(db_path: Path) -> None:
+    _killed_writer(db_path)
+    before = db_path.read_bytes()
+    done = subprocess.run(
+        [sys.executable, "-m", "hards_h5.cli", "check", str(db_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"hards-h5 recover {db_path}" in done.stderr
+    assert "format 0" not in done.stdout  # no counts for a file it could not read
+    assert db_path.read_bytes() == before  # check never writes
+
+
 def test_recover_refuses_while_a_writer_is_alive(db_path: Path) -> None:
     with H5Database.create_database(db_path) as db:
         db.create_dataset("ds")

@@ -262,10 +262,11 @@ def check(file: Path) -> None:
     Example: hards-h5 check campaign.h5
     """
     report = _recover.check(file, progress=_progress)
-    click.echo(
-        f"{file}: format {report.format_version}, {report.datasets} datasets, "
-        f"{report.datapoints} datapoints, {report.files} files ({report.file_bytes} bytes)"
-    )
+    if report.format_version:  # 0: the file could not be read at all
+        click.echo(
+            f"{file}: format {report.format_version}, {report.datasets} datasets, "
+            f"{report.datapoints} datapoints, {report.files} files ({report.file_bytes} bytes)"
+        )
     if report.ok:
         click.echo("OK: no problems found")
         return
