@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,10 +46,16 @@ def file_bytes(k: int) -> bytes:
     return random.Random(-k).randbytes(size)
 
 
+def _scratch(path: Path) -> Path:
+    """Return the directory where the writer for ``path`` stages its source files."""
+    return path.with_name(f"{path.stem}-src")
+
+
 def writer(path: Path, seed: int) -> None:
     """Write forever, printing ``ACK points files`` after every completed flush."""
     rng = random.Random(seed)
-    scratch = Path(tempfile.mkdtemp(prefix="fault-src-"))
+    scratch = _scratch(path)  # inside the trial's directory: removed with it
+    scratch.mkdir(exist_ok=True)
     db = H5Database(path)
     ds = db.get_dataset("ds")
     points = files = 0
@@ -161,6 +168,7 @@ def trial(work: Path, number: int, rng: random.Random, summary: Summary) -> None
         )
     for leftover in work.glob(f"trial{number}.h5*"):
         leftover.unlink()
+    shutil.rmtree(_scratch(path), ignore_errors=True)
 
 
 def run(trials: int, seed: int, work: Path) -> Summary:
@@ -181,8 +189,8 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--seed", type=int, default=20261125)
     args = parser.parse_args()
-    os.environ.setdefault("HARDS_H5_CACHE", tempfile.mkdtemp(prefix="fault-cache-"))
     with tempfile.TemporaryDirectory(prefix="fault-") as tmp:
+        os.environ.setdefault("HARDS_H5_CACHE", str(Path(tmp) / "cache"))
         summary = run(args.trials, args.seed, Path(tmp))
     print(json.dumps(summary.__dict__, indent=1))
     print(
