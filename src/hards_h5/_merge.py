@@ -9,19 +9,19 @@ reported together: a merge either happens completely or not at all.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hards_h5 import _blobs, _codec
+from hards_h5 import _blobs, _codec, _layout
 from hards_h5._log import DatasetLog, FileRef
-from hards_h5._nodes import H5Database, H5Dataset
+from hards_h5._nodes import H5Database, H5Dataset, iter_datasets
+from hards_h5._progress import Progress, Tally
 from hards_h5.errors import DoesNotExistError, MergeConflictError, MergeSourceError
 
 __all__ = ["MergeConflictError", "MergeReport", "merge"]
 
-Progress = Callable[[str], None]
 _Key = tuple[tuple[str, ...], str]  # (dataset path, datapoint name; "" = the dataset)
 
 
@@ -34,13 +34,6 @@ class MergeReport:
     files: int = 0
     skipped_identical: int = 0
     sources: list[Path] = field(default_factory=list)
-
-
-def _datasets(node: H5Database | H5Dataset) -> Iterator[H5Dataset]:
-    for name in node.children:
-        child = node.get_dataset(name)
-        yield child
-        yield from _datasets(child)
 
 
 @dataclass
@@ -125,7 +118,8 @@ def merge(
     timeout : float, optional
         Seconds to wait for another process's lock on ``output``.
     progress : callable, optional
-        Called with a line of text after each dataset of each input.
+        Called as ``progress(done, total)`` while the inputs are read and
+        copied (units: record-log rows, each input's counted twice).
 
     Returns
     -------
@@ -167,28 +161,39 @@ def _merge_into(
 ) -> None:
     with H5Database(output, "a", timeout=timeout) as out:
         planner = _Planner(out)
+        tally = Tally(progress, 0)
         for src_path in sources:
             with H5Database(src_path, "r") as src:
-                for ds in _datasets(src):
+                tally.total += 2 * _layout.total_log_rows(src._file())  # noqa: SLF001
+        for src_path in sources:
+            with H5Database(src_path, "r") as src:
+                for ds in iter_datasets(src):
                     log = src._log(ds._names)  # noqa: SLF001
                     planner.add((ds._names, ""), ds.data, log.files(0), str(src_path))  # noqa: SLF001
                     for node, name in enumerate(log.names, start=1):
                         data = _codec.decode(log.data_json(node))
                         planner.add((ds._names, name), data, log.files(node), str(src_path))  # noqa: SLF001
+                        tally.add()
+                    _finish_dataset(tally, src, ds)
         if planner.conflicts:
             raise MergeConflictError(str(output), planner.conflicts)
         known = _blob_index(out)
         for src_path in sources:
             with H5Database(src_path, "r") as src:
-                for ds in _datasets(src):
-                    _copy_dataset(out, src, ds, known, report)
-                    if progress is not None:
-                        progress(f"{src_path}: {ds.fullname()}")
+                for ds in iter_datasets(src):
+                    _copy_dataset(out, src, ds, known, report, tally=tally)
+                    _finish_dataset(tally, src, ds)
+
+
+def _finish_dataset(tally: Tally, src: H5Database, ds: H5Dataset) -> None:
+    """Count the rest of ``ds``'s record rows once its datapoints are done."""
+    rows = _layout.log_rows(src._group(ds._names))  # noqa: SLF001
+    tally.add(max(rows - len(src._log(ds._names).names), 0))  # noqa: SLF001
 
 
 def _blob_index(out: H5Database) -> dict[bytes, FileRef]:
     index: dict[bytes, FileRef] = {}
-    for ds in _datasets(out):
+    for ds in iter_datasets(out):
         log = out._log(ds._names)  # noqa: SLF001
         for node in range(len(log.names) + 1):
             for ref in log.files(node).values():
@@ -202,6 +207,8 @@ def _copy_dataset(
     ds: H5Dataset,
     known: dict[bytes, FileRef],
     report: MergeReport,
+    *,
+    tally: Tally,
 ) -> None:
     names = ds._names  # noqa: SLF001
     parent: H5Database | H5Dataset = out
@@ -241,6 +248,7 @@ def _copy_dataset(
         else:
             report.skipped_identical += 1
         fold(node, existing)
+        tally.add()
 
 
 _MISSING = object()

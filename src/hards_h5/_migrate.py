@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,12 @@ from typing import Any
 from hards.filesystem import FilesystemDatabase
 
 from hards_h5._names import check_name
-from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset
+from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
+from hards_h5._progress import Progress, Tally
 from hards_h5.errors import HARDSError, InvalidDataError, NotAHardsFileError
 
 __all__ = ["MigrationReport", "export_seed", "import_seed"]
 
-Progress = Callable[[int], None]
 _CHILDREN, _DATAPOINTS, _FILES, _DATA = "children", "datapoints", "files", "data.json"
 
 
@@ -54,7 +53,7 @@ def export_seed(
     directory : str or os.PathLike
         Must not exist; ``hards.filesystem.FilesystemDatabase(directory)`` opens it.
     progress : callable, optional
-        Called with the number of datapoints done so far.
+        Called as ``progress(done, total)`` in datapoints.
 
     Returns
     -------
@@ -68,6 +67,7 @@ def export_seed(
         msg = f"{target}: already exists; export writes a new directory"
         raise HARDSError(msg)
     with H5Database(source, "r") as db:  # a bad source fails before anything is made
+        tally = Tally(progress, sum(len(ds.datapoints) for ds in iter_datasets(db)))
 
         def copy(node: Any, into: Any) -> None:
             for name in node.children:
@@ -78,8 +78,7 @@ def export_seed(
                 for point in src.recursively_get_datapoints(parents=False):
                     _copy_node(point, dst.create_datapoint(point.name), report)
                     report.datapoints += 1
-                    if progress is not None:
-                        progress(report.datapoints)
+                    tally.add()
                 copy(src, dst)
 
         seed = FilesystemDatabase.create_database(target)
@@ -142,7 +141,8 @@ def import_seed(
 ) -> MigrationReport:
     """Read the seed-format directory ``directory`` into a new campaign file ``target``.
 
-    Nothing is left behind on failure: the new file is removed.
+    Nothing is left behind on failure: the new file is removed.  ``progress``,
+    if given, is called as ``progress(done, total)`` in datapoints.
 
     Raises
     ------
@@ -161,6 +161,7 @@ def import_seed(
         msg = f"{source}: not a hards.filesystem database (no '{_CHILDREN}' folder)"
         raise NotAHardsFileError(msg)
     report = MigrationReport()
+    tally = Tally(progress, _count_seed_datapoints(source))
     out = Path(target)
     db = H5Database.create_database(out)
     try:
@@ -177,8 +178,7 @@ def import_seed(
                         point = dataset.create_datapoint(point_dir.name)
                         _import_node(point_dir, point, report)
                         report.datapoints += 1
-                        if progress is not None:
-                            progress(report.datapoints)
+                        tally.add()
                 walk(child, dataset)
 
         walk(source, db)
@@ -191,6 +191,6 @@ def import_seed(
     return report
 
 
-def count_seed_datapoints(directory: Path) -> int:
-    """Return how many datapoint folders a seed directory holds (for progress bars)."""
+def _count_seed_datapoints(directory: Path) -> int:
+    """Return how many datapoint folders a seed directory holds (the progress total)."""
     return sum(1 for _ in directory.glob(f"**/{_DATAPOINTS}/*/"))

@@ -15,7 +15,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import h5py
 
 from hards_h5 import _blobs, _codec, _layout
 from hards_h5._log import DatasetLog, FileRef
+from hards_h5._progress import Progress, Tally
 from hards_h5._superblock import clear_status_flags, status_flags
 from hards_h5.errors import (
     CorruptFileError,
@@ -34,8 +35,6 @@ from hards_h5.errors import (
 )
 
 __all__ = ["CheckReport", "RewriteReport", "check", "compact", "recover"]
-
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -70,16 +69,9 @@ class CheckReport:
         return not self.problems
 
 
-def _walk(f: h5py.File) -> Iterator[tuple[tuple[str, ...], h5py.Group]]:
-    """Yield every dataset (names from the root, group), parents before children."""
-    stack: list[tuple[tuple[str, ...], h5py.Group]] = [((), f)]
-    while stack:
-        names, group = stack.pop(0)
-        children = group[_layout.DATASETS]
-        for name in children:
-            child = children[name]
-            yield (*names, name), child
-            stack.append(((*names, name), child))
+def _finish_dataset(tally: Tally, group: h5py.Group, nodes_counted: int) -> None:
+    """Count the rest of a dataset's record rows once its nodes are done."""
+    tally.add(max(_layout.log_rows(group) - nodes_counted, 0))
 
 
 @contextlib.contextmanager
@@ -125,9 +117,10 @@ class _Copier:
     """Copies one source file's datasets into a new file, storing each content once."""
 
     def __init__(
-        self, src: h5py.File, dst: h5py.File, report: RewriteReport, *, strict: bool
+        self, src: h5py.File, dst: h5py.File, report: RewriteReport, *, strict: bool, tally: Tally
     ) -> None:
         self.src, self.dst, self.report, self.strict = src, dst, report, strict
+        self.tally = tally
         self.copied: dict[bytes, FileRef] = {}
 
     def dataset(self, names: tuple[str, ...], group: h5py.Group) -> int:
@@ -151,7 +144,9 @@ class _Copier:
             if old.data_json(node) != _codec.EMPTY:
                 new.set_data(node, old.data_json(node))
             self.files(old, new, node, f"{label}/{name}")
+            self.tally.add()
         new.write_pending()
+        _finish_dataset(self.tally, group, len(old.names))
         return len(old.names)
 
     def files(self, old: DatasetLog, new: DatasetLog, node: int, label: str) -> None:
@@ -177,14 +172,18 @@ def _rewrite(
     """Write the committed state of ``src`` into a new, compact campaign file."""
     report = RewriteReport()
     _layout.create_file(dst_path)
-    with h5py.File(dst_path, "r+", libver=_layout.LIBVER, locking=False) as dst:
-        copier = _Copier(src, dst, report, strict=strict)
-        for names, group in _walk(src):
-            count = copier.dataset(names, group)
+    with h5py.File(
+        dst_path,
+        "r+",
+        libver=_layout.LIBVER,
+        locking=False,
+        rdcc_nbytes=_layout.WRITER_CHUNK_CACHE,
+    ) as dst:
+        tally = Tally(progress, _layout.total_log_rows(src))
+        copier = _Copier(src, dst, report, strict=strict, tally=tally)
+        for names, group in _layout.walk_datasets(src):
+            report.datapoints += copier.dataset(names, group)
             report.datasets += 1
-            report.datapoints += count
-            if progress is not None:
-                progress(f"{'/'.join(names)}: {count} datapoints")
         dst.flush()
     _layout.fsync_file(dst_path)
     return report
@@ -249,6 +248,8 @@ def compact(path: Path, *, progress: Progress | None = None) -> RewriteReport:
 
     Dead space is superseded data records, replaced or orphaned file bytes and
     duplicated file contents.  The file must not be open in any other process.
+    ``progress``, if given, is called as ``progress(done, total)`` in record-log
+    rows.
 
     Raises
     ------
@@ -276,6 +277,8 @@ def recover(path: Path, *, progress: Progress | None = None) -> RewriteReport:
     committed dataset, datapoint, data value and intact file into a clean new
     file, keeps the original bytes as ``<name>.bak-<time>`` and moves the clean
     file into place with one atomic rename.  Safe to interrupt and run again.
+    ``progress``, if given, is called as ``progress(done, total)`` in record-log
+    rows.
 
     Raises
     ------
@@ -298,7 +301,8 @@ def check(path: Path, *, progress: Progress | None = None) -> CheckReport:
     """Verify structure, format version, record CRCs, JSON and every file's SHA-256.
 
     Never raises for a damaged file: every problem becomes a line in
-    :attr:`CheckReport.problems`.
+    :attr:`CheckReport.problems`.  ``progress``, if given, is called as
+    ``progress(done, total)`` in record-log rows.
     """
     path = Path(path)
     report = CheckReport(path)
@@ -320,18 +324,20 @@ def check(path: Path, *, progress: Progress | None = None) -> CheckReport:
         return report
     with f:
         report.format_version = int(f.attrs[_layout.ATTR_FORMAT])
-        for names, group in _walk(f):
-            _check_dataset(report, f[_layout.BLOBS], "/".join(names), group)
-            if progress is not None:
-                progress(f"{'/'.join(names)} checked")
+        tally = Tally(progress, _layout.total_log_rows(f))
+        for names, group in _layout.walk_datasets(f):
+            _check_dataset(report, f[_layout.BLOBS], "/".join(names), group, tally)
     return report
 
 
-def _check_dataset(report: CheckReport, blobs: h5py.Dataset, label: str, group: h5py.Group) -> None:
+def _check_dataset(
+    report: CheckReport, blobs: h5py.Dataset, label: str, group: h5py.Group, tally: Tally
+) -> None:
     try:
         log = DatasetLog(group, writable=False)
     except (KeyError, OSError, ValueError) as exc:
         report.problems.append(f"dataset {label!r}: unreadable record log ({exc})")
+        _finish_dataset(tally, group, 0)
         return
     report.datasets += 1
     report.datapoints += len(log.names)
@@ -352,6 +358,9 @@ def _check_dataset(report: CheckReport, blobs: h5py.Dataset, label: str, group: 
             problem = _verify_blob(blobs, ref)
             if problem:
                 report.problems.append(f"{where}: file {name!r}: {problem}")
+        if node:
+            tally.add()
+    _finish_dataset(tally, group, len(log.names))
 
 
 def _verify_blob(blobs: h5py.Dataset, ref: FileRef) -> str | None:

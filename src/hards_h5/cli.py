@@ -9,17 +9,18 @@ import contextlib
 import json
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 from hards.api import DoesNotExistError, HARDSError
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
 from hards_h5 import __version__, _layout, _merge, _migrate, _recover
 from hards_h5._demo import estimate_pi, write_demo
-from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset
+from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
 from hards_h5._query import parse_filter
 from hards_h5._superblock import status_flags
 
@@ -95,7 +96,7 @@ def info(file: Path) -> None:
         click.echo(f"  if no process is writing it, run 'hards-h5 recover {file}'")
         raise click.exceptions.Exit(1)
     with H5Database(file, "r") as db:
-        datasets = list(_walk(db))
+        datasets = list(iter_datasets(db))
         points = sum(len(d.datapoints) for d in datasets)
         files = sum(len(d.files) for d in datasets)
         h5 = db._file()  # noqa: SLF001 - read-only facts about the container
@@ -118,15 +119,6 @@ def info(file: Path) -> None:
     click.echo(str(file))
     for key, value in rows:
         click.echo(f"  {key:<{width}}  {value}")
-
-
-def _walk(node: H5Database | H5Dataset) -> list[H5Dataset]:
-    out: list[H5Dataset] = []
-    for name in node.children:
-        child = node.get_dataset(name)
-        out.append(child)
-        out.extend(_walk(child))
-    return out
 
 
 def _node(db: H5Database, path: str) -> H5Dataset | H5Datapoint:
@@ -215,9 +207,7 @@ def export_cmd(file: Path, directory: Path) -> None:
 
     Example: hards-h5 export campaign.h5 campaign-dir
     """
-    with H5Database(file, "r") as db:
-        total = sum(len(d.datapoints) for d in _walk(db))
-    with _bar("export", total) as advance:
+    with _bar("export") as advance:
         report = _migrate.export_seed(file, directory, progress=advance)
     click.echo(
         f"wrote {directory}: {report.datasets} datasets, {report.datapoints} datapoints, "
@@ -233,7 +223,7 @@ def import_cmd(directory: Path, file: Path) -> None:
 
     Example: hards-h5 import old-campaign-dir campaign.h5
     """
-    with _bar("import", _migrate.count_seed_datapoints(directory)) as advance:
+    with _bar("import") as advance:
         report = _migrate.import_seed(directory, file, progress=advance)
     click.echo(
         f"wrote {file}: {report.datasets} datasets, {report.datapoints} datapoints, "
@@ -241,15 +231,35 @@ def import_cmd(directory: Path, file: Path) -> None:
     )
 
 
+_BAR_AFTER_SECONDS = 0.5
+_BAR_FROM_UNITS = 1000
+
+
 @contextlib.contextmanager
-def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
-    """Yield a progress callback: a rich bar on a terminal, silent otherwise."""
-    if not sys.stderr.isatty() or total < 1000:  # noqa: PLR2004 - "more than a moment"
-        yield lambda _done: None
+def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """Yield a ``progress(done, total)`` callback that draws a bar on a terminal.
+
+    The bar appears once the work is big (``total`` of at least 1000 units) or
+    has taken more than half a second; when stderr is not a terminal nothing
+    is drawn at all.
+    """
+    if not sys.stderr.isatty():
+        yield lambda _done, _total: None
         return
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda done: bar.update(task, completed=done)
+    start = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        shown: list[tuple[Progress, TaskID]] = []
+
+        def advance(done: int, total: int) -> None:
+            if not shown:
+                if total < _BAR_FROM_UNITS and time.monotonic() - start < _BAR_AFTER_SECONDS:
+                    return
+                bar = stack.enter_context(Progress(transient=True, console=Console(stderr=True)))
+                shown.append((bar, bar.add_task(label, total=total)))
+            bar, task = shown[0]
+            bar.update(task, completed=done, total=total)
+
+        yield advance
 
 
 @cli.command()
@@ -261,7 +271,8 @@ def check(file: Path) -> None:
 
     Example: hards-h5 check campaign.h5
     """
-    report = _recover.check(file, progress=_progress)
+    with _bar("check") as advance:
+        report = _recover.check(file, progress=advance)
     if report.format_version:  # 0: the file could not be read at all
         click.echo(
             f"{file}: format {report.format_version}, {report.datasets} datasets, "
@@ -282,7 +293,8 @@ def compact(file: Path) -> None:
 
     Example: hards-h5 compact campaign.h5
     """
-    report = _recover.compact(file, progress=_progress)
+    with _bar("compact") as advance:
+        report = _recover.compact(file, progress=advance)
     click.echo(
         f"{file}: {report.bytes_before} -> {report.bytes_after} bytes "
         f"({report.datasets} datasets, {report.datapoints} datapoints, {report.files} files)"
@@ -300,7 +312,8 @@ def recover(file: Path) -> None:
 
     Example: hards-h5 recover campaign.h5
     """
-    report = _recover.recover(file, progress=_progress)
+    with _bar("recover") as advance:
+        report = _recover.recover(file, progress=advance)
     click.echo(
         f"{file}: recovered {report.datasets} datasets, {report.datapoints} datapoints, "
         f"{report.files} files; original kept as {report.backup}"
@@ -322,7 +335,8 @@ def merge_cmd(out: Path, inputs: tuple[Path, ...], timeout: float | None) -> Non
     Example: hards-h5 merge campaign.h5 shard-rank0.h5 shard-rank1.h5
     """
     try:
-        report = _merge.merge(out, inputs, timeout=timeout, progress=_progress)
+        with _bar("merge") as advance:
+            report = _merge.merge(out, inputs, timeout=timeout, progress=advance)
     except _merge.MergeConflictError as exc:
         click.echo(f"hards-h5: error: {exc}", err=True)
         raise click.exceptions.Exit(1) from None
@@ -331,11 +345,6 @@ def merge_cmd(out: Path, inputs: tuple[Path, ...], timeout: float | None) -> Non
         f"+{report.datapoints} datapoints, +{report.files} files "
         f"({report.skipped_identical} identical entries skipped)"
     )
-
-
-def _progress(message: str) -> None:
-    if sys.stderr.isatty():
-        click.echo(f"  {message}", err=True)
 
 
 def _print_tree(db: H5Database, path: str | None, depth: int | None = None) -> None:
