@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ from hards_h5 import (
     HARDSError,
     InvalidDataError,
     InvalidNameError,
+    RecoveryNeededError,
     SourceFileError,
 )
 from hards_h5._cache import ExtractionCache
+from hards_h5._recover import recover
 
 SETTINGS = settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -278,33 +281,122 @@ db.close()
 """
 
 
-def test_disk_full_is_a_clear_error_and_flushed_data_survives(tmp_path: Path) -> None:
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs (needs root: skipped elsewhere)."""
     mount = tmp_path / "small"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
         capture_output=True,
         check=False,
     )
     if done.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
-        big = tmp_path / "big.bin"
-        big.write_bytes(os.urandom(12 << 20))
-        out = subprocess.run(
-            [sys.executable, "-c", FILL, str(mount / "c.h5"), str(big)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert out.returncode == 0, out.stderr
-        assert "ACKED 500" in out.stdout
-        assert "REFUSED" in out.stdout
-        assert "not enough free disk space" in out.stdout
-        with H5Database(mount / "c.h5", "r") as db:
-            points = db.get_dataset("ds").recursively_get_datapoints()
-            assert [p.data["i"] for p in points] == list(range(500))
-            assert points[0].files == []
+        yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_disk_full_is_a_clear_error_and_flushed_data_survives(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(20 << 20))
+    out = subprocess.run(
+        [sys.executable, "-c", FILL, str(small_disk / "c.h5"), str(big)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "ACKED 500" in out.stdout
+    assert "REFUSED" in out.stdout
+    assert "not enough free disk space" in out.stdout
+    with H5Database(small_disk / "c.h5", "r") as db:
+        points = db.get_dataset("ds").recursively_get_datapoints()
+        assert [p.data["i"] for p in points] == list(range(500))
+        assert points[0].files == []
+
+
+FILL_DATA = """
+import sys
+from pathlib import Path
+import hards_h5._log
+from hards_h5 import H5Database, StorageFullError
+path, checked = Path(sys.argv[1]), sys.argv[2] == "checked"
+if not checked:  # let ENOSPC reach HDF5 itself, as when another process fills the disk
+    hards_h5._log.check_space = lambda *args, **kwargs: None
+ballast = path.with_name("ballast")
+ballast.write_bytes(bytes(6 << 20))
+db = H5Database.create_database(path)
+ds = db.create_dataset("ds")
+i = 0
+try:
+    while True:
+        ds.create_datapoint(f"p{i}").add_data({"i": i, "pad": "x" * 5000})
+        i += 1
+        if i % 50 == 0:
+            db.flush()
+            print("ACKED", i, flush=True)
+except StorageFullError as exc:
+    print("REFUSED", exc, flush=True)
+ballast.unlink()
+try:
+    db.flush()
+    print("RETRIED", i, flush=True)
+except StorageFullError as exc:
+    print("RETRY REFUSED", exc, flush=True)
+try:
+    db.close()
+except StorageFullError as exc:
+    print("CLOSE REFUSED", exc, flush=True)
+print("END", flush=True)
+"""
+
+
+@pytest.mark.parametrize("where", ["checked", "inside-hdf5"])
+def test_disk_filling_during_datapoint_writes(small_disk: Path, where: str) -> None:
+    """The disk fills while datapoints are written: a clear error, no crash, nothing
+    flushed lost; after space is freed, flush() again writes what was refused.
+
+    ``checked``: hards-h5's free-space check refuses before HDF5 writes.
+    ``inside-hdf5``: the check is disabled, so HDF5 itself meets ENOSPC.
+    """
+    path = small_disk / "c.h5"
+    out = subprocess.run(
+        [sys.executable, "-c", FILL_DATA, str(path), where],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr  # above all: no segfault
+    assert "END" in out.stdout, out.stdout[-2000:]
+    acked = max(
+        int(line.split()[1]) for line in out.stdout.splitlines() if line.startswith("ACKED")
+    )
+    assert acked >= 50
+    assert "REFUSED" in out.stdout
+    refused = next(line for line in out.stdout.splitlines() if line.startswith("REFUSED"))
+    assert str(path) in refused
+    assert "flush() again" in refused
+    if where == "checked":
+        assert "not enough free disk space" in refused
+        retried = next(line for line in out.stdout.splitlines() if line.startswith("RETRIED"))
+        expected = int(retried.split()[1])
+        with H5Database(path, "r") as db:  # opens directly: the file was closed cleanly
+            points = db.get_dataset("ds").recursively_get_datapoints()
+            assert [p.data["i"] for p in points] == list(range(expected))
+        return
+    try:
+        db = H5Database(path, "r")
+    except RecoveryNeededError:
+        recover(path)
+        db = H5Database(path, "r")
+    with db:
+        got = [p.data["i"] for p in db.get_dataset("ds").recursively_get_datapoints()]
+    assert got == list(range(len(got)))
+    assert len(got) >= acked

@@ -14,8 +14,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from hards_h5 import _layout
 from hards_h5._log import FileRef
-from hards_h5.errors import FileIntegrityError, SourceFileError, StorageFullError
+from hards_h5.errors import FileIntegrityError, SourceFileError
 
 __all__ = ["CHUNK", "copy_blob", "open_source", "read_blob_into", "write_blob"]
 
@@ -56,21 +57,6 @@ def open_source(src: Path) -> int:
     return fd
 
 
-def check_space(target: str | os.PathLike[str], needed: int) -> None:
-    """Raise :class:`StorageFullError` unless ``needed`` bytes (plus 1 %) fit beside ``target``."""
-    try:
-        st = os.statvfs(Path(target).absolute().parent)
-    except OSError:
-        return
-    free = st.f_bavail * st.f_frsize
-    if needed + needed // 100 + (1 << 20) > free:
-        msg = (
-            f"{target}: not enough free disk space to store {needed:,} bytes "
-            f"({free:,} bytes free); nothing was written"
-        )
-        raise StorageFullError(msg)
-
-
 def write_blob(blobs: h5py.Dataset, fd: int) -> FileRef:
     """Append the bytes readable from ``fd`` to ``blobs``; return where they went.
 
@@ -82,7 +68,7 @@ def write_blob(blobs: h5py.Dataset, fd: int) -> FileRef:
     """
     start = blobs.shape[0]
     expected = os.fstat(fd).st_size
-    check_space(blobs.file.filename, expected)
+    _layout.check_space(blobs.file.filename, expected)
     blobs.resize((start + expected,))
     digest = hashlib.sha256()
     buf = np.empty(CHUNK, dtype=np.uint8)

@@ -26,6 +26,7 @@ from hards_h5._layout import (
     HEAP,
     RECORD_DTYPE,
     RECORDS,
+    check_space,
     read_bytes,
     read_rows,
     record_crc,
@@ -38,6 +39,9 @@ SPILL_ROWS = 16384
 """Pending rows kept in memory before they are appended to the file unasked."""
 SPILL_BYTES = 16 << 20
 """Pending heap bytes kept in memory before they are appended to the file unasked."""
+WRITE_RESERVE = 4 << 20
+"""Free disk space required beyond the bytes of an append: room for HDF5's dirty chunk
+and metadata caches to reach the disk when the file is flushed and closed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +226,10 @@ class DatasetLog:
         """Rows in the file after the last valid record (ignored by replay)."""
         return int(self._records.shape[0]) - self._applied
 
+    def handles(self) -> tuple[h5py.Dataset, h5py.Dataset]:
+        """Return the open HDF5 datasets this log reads and appends to."""
+        return self._records, self._heap
+
     @property
     def has_pending(self) -> bool:
         """Whether records are waiting to be appended to the file."""
@@ -240,6 +248,9 @@ class DatasetLog:
             return
         heap_start = self._heap.shape[0]
         rows, heap = _encode(pending, heap_start)
+        # Refuse before HDF5 sees the bytes: an HDF5 write or flush that fails
+        # with ENOSPC leaves the library unable to close the file cleanly.
+        check_space(self._records.file.filename, len(heap) + rows.nbytes, reserve=WRITE_RESERVE)
         if heap:
             self._heap.resize((heap_start + len(heap),))
             self._heap[heap_start:] = np.frombuffer(heap, dtype=np.uint8)

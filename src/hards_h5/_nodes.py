@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Union
@@ -794,13 +794,15 @@ class H5Database(_Children, AbstractDatabase):
                 log.write_pending()
             h5.flush()
             _layout.fsync_file(self._path)
-        except OSError as exc:
-            if exc.errno in {errno.ENOSPC, errno.EDQUOT} or "No space left" in str(exc):
-                msg = (
-                    f"{self._path}: the disk is full; what was flushed before is intact. "
-                    f"Free space, then reopen (run 'hards-h5 recover {self._path}' if asked)"
-                )
-                raise StorageFullError(msg) from exc
+        except StorageFullError as exc:
+            msg = (
+                f"{exc}. The changes made since the last flush() are kept in memory: "
+                "free disk space and call flush() again"
+            )
+            raise StorageFullError(msg) from exc
+        except (OSError, RuntimeError) as exc:
+            if _disk_full(exc):
+                raise _hdf5_disk_full(self._path, closing=False) from exc
             raise
 
     def close(self) -> None:
@@ -882,6 +884,14 @@ class H5Database(_Children, AbstractDatabase):
             raise LiveModeError(msg)
 
 
+def iter_datasets(node: H5Database | H5Dataset) -> Iterator[H5Dataset]:
+    """Yield every dataset below ``node``, depth first, children in creation order."""
+    for name in node.children:
+        child = node.get_dataset(name)
+        yield child
+        yield from iter_datasets(child)
+
+
 def _release(
     h5: h5py.File,
     logs: dict[tuple[str, ...], DatasetLog],
@@ -890,15 +900,63 @@ def _release(
     live_lock: _live.LiveLock,
 ) -> None:
     """Write pending records, flush, fsync and close ``h5`` (the database's finalizer)."""
+    handles = [dataset for log in logs.values() for dataset in log.handles()]
     try:
         if writable and h5.id.valid:
             for log in logs.values():
                 log.write_pending()
             h5.flush()
             _layout.fsync_file(path)
+    except StorageFullError as exc:
+        msg = (
+            f"{exc}. The file was closed with everything flushed before intact; "
+            "the changes made since the last flush() are lost"
+        )
+        raise StorageFullError(msg) from exc
+    except (OSError, RuntimeError) as exc:
+        if _disk_full(exc):
+            raise _hdf5_disk_full(path, closing=True) from exc
+        raise
     finally:
         logs.clear()
         try:
             h5.close()
+        except (OSError, RuntimeError) as exc:
+            # HDF5 could not write its caches (typically ENOSPC).  It leaves the
+            # datasets it failed to close half-freed: closing them again, as h5py
+            # does when the objects are collected, crashes the process.  Keep them
+            # open instead; the file on disk needs 'hards-h5 recover'.
+            for dataset in handles:
+                dataset.id.locked = True
+            h5.id.locked = True
+            if _disk_full(exc):
+                raise _hdf5_disk_full(path, closing=True) from exc
+            raise
         finally:
             live_lock.release()  # only once the file is closed
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether an error from h5py or the OS means the disk (or quota) is full."""
+    text = str(exc)
+    return (
+        getattr(exc, "errno", None) in {errno.ENOSPC, errno.EDQUOT}
+        or "No space left" in text
+        or f"errno = {errno.ENOSPC}," in text
+    )
+
+
+def _hdf5_disk_full(path: Path, *, closing: bool) -> StorageFullError:
+    """Build the error for ENOSPC met inside HDF5 (after the free-space check passed)."""
+    if closing:
+        what = "closing it; the changes made since the last flush() are lost"
+    else:
+        what = (
+            "flushing it; the changes made since the last flush() are kept in memory: "
+            "free disk space and call flush() again"
+        )
+    msg = (
+        f"{path}: the disk filled up while HDF5 was {what}. Everything flushed before "
+        f"is intact; if the file then refuses to open, run 'hards-h5 recover {path}'"
+    )
+    return StorageFullError(msg)
