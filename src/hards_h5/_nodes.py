@@ -789,21 +789,7 @@ class H5Database(_Children, AbstractDatabase):
         h5 = self._file()
         if self._mode == "r":
             return
-        try:
-            for log in self._logs.values():
-                log.write_pending()
-            h5.flush()
-            _layout.fsync_file(self._path)
-        except StorageFullError as exc:
-            msg = (
-                f"{exc}. The changes made since the last flush() are kept in memory: "
-                "free disk space and call flush() again"
-            )
-            raise StorageFullError(msg) from exc
-        except (OSError, RuntimeError) as exc:
-            if _disk_full(exc):
-                raise _hdf5_disk_full(self._path, closing=False) from exc
-            raise
+        _write_through(h5, self._logs, self._path, closing=False)
 
     def close(self) -> None:
         """Flush (see :meth:`flush`) and close the file; safe to call twice."""
@@ -903,20 +889,7 @@ def _release(
     handles = [dataset for log in logs.values() for dataset in log.handles()]
     try:
         if writable and h5.id.valid:
-            for log in logs.values():
-                log.write_pending()
-            h5.flush()
-            _layout.fsync_file(path)
-    except StorageFullError as exc:
-        msg = (
-            f"{exc}. The file was closed with everything flushed before intact; "
-            "the changes made since the last flush() are lost"
-        )
-        raise StorageFullError(msg) from exc
-    except (OSError, RuntimeError) as exc:
-        if _disk_full(exc):
-            raise _hdf5_disk_full(path, closing=True) from exc
-        raise
+            _write_through(h5, logs, path, closing=True)
     finally:
         logs.clear()
         try:
@@ -930,7 +903,12 @@ def _release(
                 dataset.id.locked = True
             h5.id.locked = True
             if _disk_full(exc):
-                raise _hdf5_disk_full(path, closing=True) from exc
+                msg = (
+                    f"{path}: the disk filled up while HDF5 was closing the file; "
+                    f"everything flushed before is intact. Run 'hards-h5 recover {path}' "
+                    "once space is free"
+                )
+                raise StorageFullError(msg) from exc
             raise
         finally:
             live_lock.release()  # only once the file is closed
@@ -946,17 +924,31 @@ def _disk_full(exc: BaseException) -> bool:
     )
 
 
-def _hdf5_disk_full(path: Path, *, closing: bool) -> StorageFullError:
-    """Build the error for ENOSPC met inside HDF5 (after the free-space check passed)."""
+def _write_through(
+    h5: h5py.File, logs: dict[tuple[str, ...], DatasetLog], path: Path, *, closing: bool
+) -> None:
+    """Write pending records, flush and fsync ``h5``; a full disk is a StorageFullError."""
     if closing:
-        what = "closing it; the changes made since the last flush() are lost"
+        outcome = "the changes made since the last flush() are lost"
     else:
-        what = (
-            "flushing it; the changes made since the last flush() are kept in memory: "
-            "free disk space and call flush() again"
+        outcome = (
+            "the changes made since the last flush() are kept in memory: free disk "
+            "space and call flush() again"
         )
-    msg = (
-        f"{path}: the disk filled up while HDF5 was {what}. Everything flushed before "
-        f"is intact; if the file then refuses to open, run 'hards-h5 recover {path}'"
-    )
-    return StorageFullError(msg)
+    try:
+        for log in logs.values():
+            log.write_pending()
+        h5.flush()
+        _layout.fsync_file(path)
+    except StorageFullError as exc:  # refused by the free-space check: nothing written
+        msg = f"{exc}. Everything flushed before is intact; {outcome}"
+        raise StorageFullError(msg) from exc
+    except (OSError, RuntimeError) as exc:
+        if not _disk_full(exc):
+            raise
+        msg = (
+            f"{path}: the disk filled up while HDF5 was writing the file. Everything "
+            f"flushed before is intact; {outcome}. If the file then refuses to open, "
+            f"run 'hards-h5 recover {path}'"
+        )
+        raise StorageFullError(msg) from exc
