@@ -13,11 +13,8 @@ from pathlib import Path
 import pytest
 from hards.filesystem import FilesystemDatabase
 
-from hards_h5 import H5Database
-from hards_h5._merge import merge
-from hards_h5._migrate import export_seed, import_seed
+from hards_h5 import H5Database, check, compact, export_seed, import_seed, merge, recover
 from hards_h5._progress import Tally
-from hards_h5._recover import check, compact, recover
 
 N = 1200  # above the CLI's "big enough for a bar" threshold of 1000 units
 
@@ -67,8 +64,11 @@ def test_maintenance_reports_progress_to_the_end(tmp_path: Path, operation: str)
     path = _campaign(tmp_path / "c.h5", tmp_path)
     recorder = _Recorder()
     run: dict[str, Callable[..., object]] = {"check": check, "compact": compact, "recover": recover}
-    run[operation](path, progress=recorder)
+    report = run[operation](path, progress=recorder)
     recorder.check_complete()
+    assert getattr(report, "datapoints", None) == N
+    if operation == "check":
+        assert check(path).ok
 
 
 def test_merge_import_export_report_progress_to_the_end(tmp_path: Path) -> None:

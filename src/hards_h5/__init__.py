@@ -13,6 +13,7 @@ from hards_h5._merge import MergeReport, merge
 from hards_h5._migrate import MigrationReport, export_seed, import_seed
 from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset
 from hards_h5._query import InvalidFilterError
+from hards_h5._recover import CheckReport, RewriteReport, check, compact, recover
 from hards_h5.errors import (
     AlreadyExistsError,
     CorruptFileError,
@@ -40,6 +41,7 @@ from hards_h5.errors import (
 
 __all__ = [
     "AlreadyExistsError",
+    "CheckReport",
     "CorruptFileError",
     "DatabaseClosedError",
     "DatabaseExistsError",
@@ -65,11 +67,15 @@ __all__ = [
     "NotAHardsFileError",
     "ReadOnlyError",
     "RecoveryNeededError",
+    "RewriteReport",
     "SourceFileError",
     "StorageFullError",
     "StoreFileNotFoundError",
     "__version__",
+    "check",
+    "compact",
     "export_seed",
     "import_seed",
     "merge",
+    "recover",
 ]

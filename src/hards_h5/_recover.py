@@ -39,7 +39,22 @@ __all__ = ["CheckReport", "RewriteReport", "check", "compact", "recover"]
 
 @dataclass
 class RewriteReport:
-    """What a compact or recover wrote, and what it could not save."""
+    """What a compact or recover wrote, and what it could not save.
+
+    Attributes
+    ----------
+    datasets, datapoints, files : int
+        What the new file holds.
+    bytes_before, bytes_after : int
+        The file's size before and after.
+    dropped : list of str
+        One line for every record or file that could not be saved (recover only).
+    backup : Path or None
+        Where recover kept the original bytes.
+    cleared_flags : bool
+        Whether recover cleared a dead writer's status flags.
+
+    """
 
     datasets: int = 0
     datapoints: int = 0
@@ -53,7 +68,22 @@ class RewriteReport:
 
 @dataclass
 class CheckReport:
-    """What ``check`` found: counts, and every problem as one line."""
+    """What ``check`` found: counts, and every problem as one line.
+
+    Attributes
+    ----------
+    path : Path
+        The file checked.
+    format_version : int
+        Its format version (0 if it could not be read).
+    datasets, datapoints, files : int
+        What it holds.
+    file_bytes : int
+        The bytes of all attached files (each reference counted).
+    problems : list of str
+        Every problem found, one line each.
+
+    """
 
     path: Path
     format_version: int = 0
@@ -243,13 +273,23 @@ def _backup(path: Path) -> Path:
     return target
 
 
-def compact(path: Path, *, progress: Progress | None = None) -> RewriteReport:
+def compact(path: str | os.PathLike[str], *, progress: Progress | None = None) -> RewriteReport:
     """Rewrite ``path`` without dead space, atomically (temp file, fsync, rename).
 
     Dead space is superseded data records, replaced or orphaned file bytes and
     duplicated file contents.  The file must not be open in any other process.
-    ``progress``, if given, is called as ``progress(done, total)`` in record-log
-    rows.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The campaign file.
+    progress : callable, optional
+        Called as ``progress(done, total)`` in record-log rows.
+
+    Returns
+    -------
+    RewriteReport
+        Counts, and the file's size before and after.
 
     Raises
     ------
@@ -270,15 +310,25 @@ def compact(path: Path, *, progress: Progress | None = None) -> RewriteReport:
         return _rewrite_in_place(path, "compact", strict=True, backup=False, progress=progress)
 
 
-def recover(path: Path, *, progress: Progress | None = None) -> RewriteReport:
+def recover(path: str | os.PathLike[str], *, progress: Progress | None = None) -> RewriteReport:
     """Bring back a campaign file whose writer died, keeping the original as a backup.
 
     Clears the stale writer flag (as ``h5clear -s`` would), salvages every
     committed dataset, datapoint, data value and intact file into a clean new
     file, keeps the original bytes as ``<name>.bak-<time>`` and moves the clean
     file into place with one atomic rename.  Safe to interrupt and run again.
-    ``progress``, if given, is called as ``progress(done, total)`` in record-log
-    rows.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The campaign file.
+    progress : callable, optional
+        Called as ``progress(done, total)`` in record-log rows.
+
+    Returns
+    -------
+    RewriteReport
+        Counts, the backup's path and a line for everything that could not be saved.
 
     Raises
     ------
@@ -297,12 +347,24 @@ def recover(path: Path, *, progress: Progress | None = None) -> RewriteReport:
     return report
 
 
-def check(path: Path, *, progress: Progress | None = None) -> CheckReport:
+def check(path: str | os.PathLike[str], *, progress: Progress | None = None) -> CheckReport:
     """Verify structure, format version, record CRCs, JSON and every file's SHA-256.
 
     Never raises for a damaged file: every problem becomes a line in
-    :attr:`CheckReport.problems`.  ``progress``, if given, is called as
-    ``progress(done, total)`` in record-log rows.
+    :attr:`CheckReport.problems`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The campaign file.
+    progress : callable, optional
+        Called as ``progress(done, total)`` in record-log rows.
+
+    Returns
+    -------
+    CheckReport
+        Counts and problems; :attr:`CheckReport.ok` is true when there are none.
+
     """
     path = Path(path)
     report = CheckReport(path)
