@@ -25,6 +25,7 @@ from hards_h5 import (
     InvalidNameError,
     RecoveryNeededError,
     SourceFileError,
+    StorageFullError,
 )
 from hards_h5._cache import ExtractionCache
 from hards_h5._recover import recover
@@ -400,3 +401,42 @@ def test_disk_filling_during_datapoint_writes(small_disk: Path, where: str) -> N
         got = [p.data["i"] for p in db.get_dataset("ds").recursively_get_datapoints()]
     assert got == list(range(len(got)))
     assert len(got) >= acked
+
+
+def test_disk_full_while_spilling_keeps_the_change_for_the_next_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk met by an automatic spill (not a flush) loses nothing unflushed."""
+    import hards_h5._log as log_module
+
+    full = {"on": False}
+    real_check = log_module.check_space
+
+    def check(target: str, needed: int, *, reserve: int = 0) -> None:
+        if full["on"]:
+            msg = f"{target}: not enough free disk space (simulated)"
+            raise StorageFullError(msg)
+        real_check(target, needed, reserve=reserve)
+
+    monkeypatch.setattr(log_module, "check_space", check)
+    monkeypatch.setattr(log_module, "SPILL_ROWS", 10)
+    path = tmp_path / "c.h5"
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("ds")
+        for i in range(5):
+            ds.create_datapoint(f"p{i}").add_data({"i": i})
+        db.flush()
+        full["on"] = True
+        for i in range(5, 14):  # 9 pending records: below the spill threshold
+            ds.create_datapoint(f"p{i}").add_data({"i": i})
+        with pytest.raises(StorageFullError, match="kept in memory"):
+            ds.create_datapoint("p14")  # the 10th pending record spills
+        assert ds.has_datapoint("p14")
+        with pytest.raises(StorageFullError, match="flush\\(\\) again"):
+            db.flush()
+        full["on"] = False
+        ds.get_datapoint("p14").add_data({"i": 14})
+        db.flush()
+    with H5Database(path, "r") as db:
+        points = db.get_dataset("ds").recursively_get_datapoints()
+        assert [p.data["i"] for p in points] == list(range(15))

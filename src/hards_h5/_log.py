@@ -31,7 +31,7 @@ from hards_h5._layout import (
     read_rows,
     record_crc,
 )
-from hards_h5.errors import CorruptFileError
+from hards_h5.errors import CorruptFileError, StorageFullError
 
 __all__ = ["DatasetLog", "FileRef"]
 
@@ -239,7 +239,14 @@ class DatasetLog:
         self._pending.append(item)
         self._pending_bytes += len(item.name) + len(item.body)
         if len(self._pending) >= SPILL_ROWS or self._pending_bytes >= SPILL_BYTES:
-            self.write_pending()
+            try:
+                self.write_pending()
+            except StorageFullError as exc:
+                msg = (
+                    f"{exc}. This change and the others since the last flush() are kept "
+                    "in memory: free disk space and call flush()"
+                )
+                raise StorageFullError(msg) from exc
 
     def write_pending(self) -> None:
         """Append pending records to the file: heap bytes first, then the rows."""
