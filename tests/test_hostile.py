@@ -440,3 +440,54 @@ def test_disk_full_while_spilling_keeps_the_change_for_the_next_flush(
     with H5Database(path, "r") as db:
         points = db.get_dataset("ds").recursively_get_datapoints()
         assert [p.data["i"] for p in points] == list(range(15))
+
+
+FILL_BLOB = """
+import os, sys
+from pathlib import Path
+import hards_h5._layout
+from hards_h5 import H5Database, StorageFullError
+hards_h5._layout.check_space = lambda *args, **kwargs: None  # let HDF5 meet ENOSPC itself
+path, big, small = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+ballast = path.with_name("ballast")
+ballast.write_bytes(bytes(6 << 20))
+db = H5Database.create_database(path)
+point = db.create_dataset("ds").create_datapoint("p")
+point.add_data({"i": 1})
+db.flush()
+try:
+    point.add_file(big)
+except StorageFullError as exc:
+    print("REFUSED", exc, flush=True)
+print("BLOBS", db._blobs().shape[0], flush=True)
+ballast.unlink()  # the user frees space
+point.add_file(small)
+db.close()
+print("END", flush=True)
+"""
+
+
+def test_disk_filling_inside_hdf5_during_add_file(small_disk: Path, tmp_path: Path) -> None:
+    """ENOSPC met by HDF5 while a file streams in: a clear error, the space given
+    back, the database still usable."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(20 << 20))
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"fits")
+    path = small_disk / "c.h5"
+    out = subprocess.run(
+        [sys.executable, "-c", FILL_BLOB, str(path), str(big), str(small)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "END" in out.stdout, out.stdout
+    assert "the file was not stored" in out.stdout
+    assert "BLOBS 0" in out.stdout  # the half-written bytes were given back
+    with H5Database(path, "r") as db:
+        point = db.recursively_get_datapoint("ds/p")
+        assert point.data == {"i": 1}
+        assert point.files == ["small.bin"]
+        assert point.get_file("small.bin").read_bytes() == b"fits"

@@ -50,13 +50,54 @@ class _Recorder:
         assert len(self.calls) < N, "reported per unit, not throttled"
 
 
-def test_tally_throttles_and_always_reports_the_end() -> None:
+def test_tally_throttles_and_always_reports_the_start_and_end() -> None:
     seen: list[tuple[int, int]] = []
-    tally = Tally(lambda d, t: seen.append((d, t)), 1000, every=300)
+    tally = Tally(lambda d, t: seen.append((d, t)), 1000, every=300, seconds=float("inf"))
     for _ in range(1000):
         tally.add()
-    assert seen == [(300, 1000), (600, 1000), (900, 1000), (1000, 1000)]
+    tally.add(0)
+    assert seen == [(0, 1000), (300, 1000), (600, 1000), (900, 1000), (1000, 1000)]
     Tally(None, 5).add(5)  # silent: no callback, no error
+
+
+def test_tally_reports_slow_units_by_time() -> None:
+    seen: list[tuple[int, int]] = []
+    tally = Tally(lambda d, t: seen.append((d, t)), 10, every=1000, seconds=0.0)
+    tally.add(3)
+    tally.add(3)
+    assert seen == [(0, 10), (3, 10), (6, 10)]
+
+
+def test_tally_never_reports_an_empty_total() -> None:
+    seen: list[tuple[int, int]] = []
+    tally = Tally(lambda d, t: seen.append((d, t)), 0)
+    tally.add()
+    tally.add_rest(0, 0)
+    assert seen == []  # a callback computing done / total never sees total == 0
+
+
+def test_no_progress_calls_for_a_file_with_nothing_to_count(tmp_path: Path) -> None:
+    path = tmp_path / "empty.h5"
+    with H5Database.create_database(path) as db:
+        db.create_dataset("nothing")
+    recorder = _Recorder()
+    check(path, progress=recorder)
+    merge(tmp_path / "out.h5", [path], progress=recorder)
+    assert recorder.calls == []
+
+
+def test_import_total_counts_what_import_creates(tmp_path: Path) -> None:
+    seed_dir = tmp_path / "seed"
+    db = FilesystemDatabase.create_database(seed_dir)
+    ds = db.create_dataset("a")
+    for i in range(3):
+        ds.create_datapoint(f"p{i}")
+    (seed_dir / "children" / "a" / "datapoints" / ".hidden").mkdir()  # skipped by import
+    recorder = _Recorder()
+    report = import_seed(seed_dir, tmp_path / "a.h5", progress=recorder)
+    assert report.datapoints == 3
+    assert recorder.calls[0] == (0, 3)
+    assert recorder.calls[-1] == (3, 3)
 
 
 @pytest.mark.parametrize("operation", ["check", "compact", "recover"])

@@ -6,6 +6,7 @@ computed while streaming in, and checked again while streaming out.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -16,7 +17,7 @@ import numpy as np
 
 from hards_h5 import _layout
 from hards_h5._log import FileRef
-from hards_h5.errors import FileIntegrityError, SourceFileError
+from hards_h5.errors import FileIntegrityError, SourceFileError, StorageFullError
 
 __all__ = ["CHUNK", "copy_blob", "open_source", "read_blob_into", "write_blob"]
 
@@ -69,20 +70,35 @@ def write_blob(blobs: h5py.Dataset, fd: int) -> FileRef:
     start = blobs.shape[0]
     expected = os.fstat(fd).st_size
     _layout.check_space(blobs.file.filename, expected)
-    blobs.resize((start + expected,))
-    digest = hashlib.sha256()
-    buf = np.empty(CHUNK, dtype=np.uint8)
-    view = buf.data
-    pos = start
-    while True:
-        n = os.readv(fd, [view])
-        if n == 0:
-            break
-        if pos + n > blobs.shape[0]:  # the source grew while being read
-            blobs.resize((pos + n,))
-        blobs[pos : pos + n] = buf[:n]
-        digest.update(view[:n])
-        pos += n
+    try:
+        blobs.resize((start + expected,))
+        digest = hashlib.sha256()
+        buf = np.empty(CHUNK, dtype=np.uint8)
+        view = buf.data
+        pos = start
+        while True:
+            n = os.readv(fd, [view])
+            if n == 0:
+                break
+            if pos + n > blobs.shape[0]:  # the source grew while being read
+                blobs.resize((pos + n,))
+            blobs[pos : pos + n] = buf[:n]
+            digest.update(view[:n])
+            pos += n
+    except BaseException as exc:
+        # No record points at the bytes written so far: shrink /blobs back so they
+        # are not part of it (HDF5 keeps their disk space inside the file, to reuse
+        # while it is open; 'hards-h5 compact' gives it back to the disk).
+        with contextlib.suppress(Exception):
+            blobs.resize((start,))
+        if isinstance(exc, (OSError, RuntimeError)) and _layout.is_disk_full(exc):
+            msg = (
+                f"{blobs.file.filename}: the disk filled up while storing a file; the "
+                "file was not stored and everything flushed before is intact. Free disk "
+                "space to go on; 'hards-h5 compact' (file closed) reclaims the partial bytes"
+            )
+            raise StorageFullError(msg) from exc
+        raise
     if pos != blobs.shape[0]:  # the source shrank while being read
         blobs.resize((pos,))
     return FileRef(start, pos - start, digest.digest())

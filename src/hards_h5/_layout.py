@@ -48,6 +48,7 @@ __all__ = [
     "CREATE",
     "DATA",
     "DATASETS",
+    "DISK_RESERVE",
     "FILE",
     "FORMAT_VERSION",
     "HEAP",
@@ -59,6 +60,7 @@ __all__ = [
     "create_file",
     "dataset_path",
     "fsync_file",
+    "is_disk_full",
     "log_rows",
     "new_dataset_group",
     "open_file",
@@ -77,6 +79,10 @@ LIBVER: Final = ("v110", "latest")
 HDF5 1.10 can read (so ``h5ls``/``h5dump`` 1.10+ and older h5py builds read campaign
 files) while SWMR, compact groups and creation-order tracking stay available.
 ``libver="latest"`` on HDF5 2.0 writes datasets that HDF5 1.10's tools cannot read."""
+
+DISK_RESERVE: Final = 4 << 20
+"""Free disk space every write leaves on top of its own bytes: room for HDF5's
+metadata to reach the disk when the file is flushed and closed."""
 
 WRITER_CHUNK_CACHE: Final = 0
 """HDF5 chunk-cache size (``rdcc_nbytes``) for every writable open: none.  Appends
@@ -377,7 +383,9 @@ def _translate_open_error(path: Path, exc: OSError) -> Exception:
     return CorruptFileError(msg)
 
 
-def check_space(target: str | os.PathLike[str], needed: int, *, reserve: int = 1 << 20) -> None:
+def check_space(
+    target: str | os.PathLike[str], needed: int, *, reserve: int = DISK_RESERVE
+) -> None:
     """Raise :class:`StorageFullError` unless ``needed`` bytes fit beside ``target``.
 
     ``reserve`` bytes (plus 1 % of ``needed``) must stay free on top, for HDF5's
@@ -395,6 +403,17 @@ def check_space(target: str | os.PathLike[str], needed: int, *, reserve: int = 1
             "nothing was written"
         )
         raise StorageFullError(msg)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error from h5py or the OS means the disk (or quota) is full."""
+    text = str(exc)
+    return (
+        isinstance(exc, StorageFullError)
+        or getattr(exc, "errno", None) in {errno.ENOSPC, errno.EDQUOT}
+        or "No space left" in text
+        or f"errno = {errno.ENOSPC}," in text
+    )
 
 
 def fsync_file(path: Path) -> None:

@@ -27,6 +27,7 @@ from hards_h5._layout import (
     RECORD_DTYPE,
     RECORDS,
     check_space,
+    is_disk_full,
     read_bytes,
     read_rows,
     record_crc,
@@ -39,9 +40,6 @@ SPILL_ROWS = 16384
 """Pending rows kept in memory before they are appended to the file unasked."""
 SPILL_BYTES = 16 << 20
 """Pending heap bytes kept in memory before they are appended to the file unasked."""
-WRITE_RESERVE = 4 << 20
-"""Free disk space required beyond the bytes of an append: room for HDF5's dirty chunk
-and metadata caches to reach the disk when the file is flushed and closed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,10 +239,17 @@ class DatasetLog:
         if len(self._pending) >= SPILL_ROWS or self._pending_bytes >= SPILL_BYTES:
             try:
                 self.write_pending()
-            except StorageFullError as exc:
+            except (OSError, RuntimeError) as exc:
+                if not is_disk_full(exc):
+                    raise
+                cause = (
+                    str(exc)
+                    if isinstance(exc, StorageFullError)
+                    else f"{self._records.file.filename}: the disk filled up while writing"
+                )
                 msg = (
-                    f"{exc}. This change and the others since the last flush() are kept "
-                    "in memory: free disk space and call flush()"
+                    f"{cause}. This change and the others since the last flush() are "
+                    "kept in memory: free disk space and call flush()"
                 )
                 raise StorageFullError(msg) from exc
 
@@ -257,7 +262,7 @@ class DatasetLog:
         rows, heap = _encode(pending, heap_start)
         # Refuse before HDF5 sees the bytes: an HDF5 write or flush that fails
         # with ENOSPC leaves the library unable to close the file cleanly.
-        check_space(self._records.file.filename, len(heap) + rows.nbytes, reserve=WRITE_RESERVE)
+        check_space(self._records.file.filename, len(heap) + rows.nbytes)
         if heap:
             self._heap.resize((heap_start + len(heap),))
             self._heap[heap_start:] = np.frombuffer(heap, dtype=np.uint8)

@@ -161,10 +161,7 @@ def _merge_into(
 ) -> None:
     with H5Database(output, "a", timeout=timeout) as out:
         planner = _Planner(out)
-        tally = Tally(progress, 0)
-        for src_path in sources:
-            with H5Database(src_path, "r") as src:
-                tally.total += 2 * _layout.total_log_rows(src._file())  # noqa: SLF001
+        tally = Tally(progress, _total_rows(sources) if progress else 0)
         for src_path in sources:
             with H5Database(src_path, "r") as src:
                 for ds in iter_datasets(src):
@@ -185,10 +182,19 @@ def _merge_into(
                     _finish_dataset(tally, src, ds)
 
 
+def _total_rows(sources: list[Path]) -> int:
+    """Return the progress total: every source's record rows, read twice (plan, copy)."""
+    total = 0
+    for src_path in sources:
+        with H5Database(src_path, "r") as src:
+            total += 2 * _layout.total_log_rows(src._file())  # noqa: SLF001
+    return total
+
+
 def _finish_dataset(tally: Tally, src: H5Database, ds: H5Dataset) -> None:
     """Count the rest of ``ds``'s record rows once its datapoints are done."""
     rows = _layout.log_rows(src._group(ds._names))  # noqa: SLF001
-    tally.add(max(rows - len(src._log(ds._names).names), 0))  # noqa: SLF001
+    tally.add_rest(rows, len(src._log(ds._names).names))  # noqa: SLF001
 
 
 def _blob_index(out: H5Database) -> dict[bytes, FileRef]:

@@ -67,7 +67,8 @@ def export_seed(
         msg = f"{target}: already exists; export writes a new directory"
         raise HARDSError(msg)
     with H5Database(source, "r") as db:  # a bad source fails before anything is made
-        tally = Tally(progress, sum(len(ds.datapoints) for ds in iter_datasets(db)))
+        total = sum(len(ds.datapoints) for ds in iter_datasets(db)) if progress else 0
+        tally = Tally(progress, total)
 
         def copy(node: Any, into: Any) -> None:
             for name in node.children:
@@ -161,7 +162,7 @@ def import_seed(
         msg = f"{source}: not a hards.filesystem database (no '{_CHILDREN}' folder)"
         raise NotAHardsFileError(msg)
     report = MigrationReport()
-    tally = Tally(progress, _count_seed_datapoints(source))
+    tally = Tally(progress, _count_seed_datapoints(source) if progress else 0)
     out = Path(target)
     db = H5Database.create_database(out)
     try:
@@ -191,6 +192,11 @@ def import_seed(
     return report
 
 
-def _count_seed_datapoints(directory: Path) -> int:
-    """Return how many datapoint folders a seed directory holds (the progress total)."""
-    return sum(1 for _ in directory.glob(f"**/{_DATAPOINTS}/*/"))
+def _count_seed_datapoints(folder: Path) -> int:
+    """Return how many datapoints :func:`import_seed` will create (the progress total)."""
+    total = 0
+    for child in _entries(folder / _CHILDREN):
+        if child.is_dir():
+            total += sum(1 for p in _entries(child / _DATAPOINTS) if p.is_dir())
+            total += _count_seed_datapoints(child)
+    return total

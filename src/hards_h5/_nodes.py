@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -759,9 +758,7 @@ class H5Database(_Children, AbstractDatabase):
         if self._live:
             return
         h5 = self._file()
-        for log in self._logs.values():
-            log.write_pending()
-        h5.flush()
+        _write_through(h5, self._logs, self._path, closing=False)
         h5.swmr_mode = True  # HDF5 drops its own file lock here ...
         self._live = True
         self._live_lock.acquire(self._path)  # ... so hold ours until the file is closed
@@ -902,7 +899,7 @@ def _release(
             for dataset in handles:
                 dataset.id.locked = True
             h5.id.locked = True
-            if _disk_full(exc):
+            if _layout.is_disk_full(exc):
                 msg = (
                     f"{path}: the disk filled up while HDF5 was closing the file; "
                     f"everything flushed before is intact. Run 'hards-h5 recover {path}' "
@@ -912,16 +909,6 @@ def _release(
             raise
         finally:
             live_lock.release()  # only once the file is closed
-
-
-def _disk_full(exc: BaseException) -> bool:
-    """Whether an error from h5py or the OS means the disk (or quota) is full."""
-    text = str(exc)
-    return (
-        getattr(exc, "errno", None) in {errno.ENOSPC, errno.EDQUOT}
-        or "No space left" in text
-        or f"errno = {errno.ENOSPC}," in text
-    )
 
 
 def _write_through(
@@ -944,7 +931,7 @@ def _write_through(
         msg = f"{exc}. Everything flushed before is intact; {outcome}"
         raise StorageFullError(msg) from exc
     except (OSError, RuntimeError) as exc:
-        if not _disk_full(exc):
+        if not _layout.is_disk_full(exc):
             raise
         msg = (
             f"{path}: the disk filled up while HDF5 was writing the file. Everything "

@@ -9,39 +9,57 @@ tool turns the calls into a progress bar.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 __all__ = ["Progress", "Tally"]
 
 Progress = Callable[[int, int], None]
-"""``progress(done, total)``: called as a long operation advances."""
+"""``progress(done, total)``: called as a long operation advances (``total`` > 0)."""
 
 
 class Tally:
-    """Counts work done against a known total and reports it, at most every ``every`` units.
+    """Counts work done against a known total and reports it now and then.
 
     Parameters
     ----------
     callback : callable or None
-        ``callback(done, total)``; ``None`` makes the tally silent.
+        ``callback(done, total)``; ``None`` makes the tally silent.  It is called
+        once at the start with ``done = 0``, then after every ``every`` units or
+        ``seconds`` of time (whichever comes first), and when ``done`` reaches
+        ``total``.  It is never called when ``total`` is 0.
     total : int
         The number of units the whole operation will add.
     every : int
-        Report after at least this many units (and always when ``done`` reaches
-        ``total``), so a callback that draws is not called per datapoint.
+        Report after at least this many units.
+    seconds : float
+        Report when at least this long has passed since the last report, so
+        slow units (a large file being hashed or copied) still show progress.
 
     """
 
-    def __init__(self, callback: Progress | None, total: int, *, every: int = 256) -> None:
-        self.callback, self.total, self.every = callback, total, every
+    def __init__(
+        self, callback: Progress | None, total: int, *, every: int = 256, seconds: float = 0.1
+    ) -> None:
+        self.callback = callback if total > 0 else None
+        self.total, self.every, self.seconds = total, every, seconds
         self.done = 0
         self._reported = 0
+        self._last = time.monotonic()
+        if self.callback is not None:
+            self.callback(0, total)
 
     def add(self, units: int = 1) -> None:
-        """Count ``units`` more units done, and report when enough have accumulated."""
-        self.done += units
-        if self.callback is None:
+        """Count ``units`` more units done, and report when it is time to."""
+        if units <= 0 or self.callback is None:
             return
-        if self.done - self._reported >= self.every or self.done >= self.total:
-            self._reported = self.done
+        before, self.done = self.done, self.done + units
+        now = time.monotonic()
+        finished = self.done >= self.total > before
+        if finished or self.done - self._reported >= self.every or now - self._last >= self.seconds:
+            self._reported, self._last = self.done, now
             self.callback(self.done, self.total)
+
+    def add_rest(self, size: int, counted: int) -> None:
+        """Count the rest of a part of ``size`` units of which ``counted`` were added."""
+        self.add(size - counted)

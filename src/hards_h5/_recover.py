@@ -99,11 +99,6 @@ class CheckReport:
         return not self.problems
 
 
-def _finish_dataset(tally: Tally, group: h5py.Group, nodes_counted: int) -> None:
-    """Count the rest of a dataset's record rows once its nodes are done."""
-    tally.add(max(_layout.log_rows(group) - nodes_counted, 0))
-
-
 @contextlib.contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive flock on ``path`` (HDF5's own lock), or raise if in use."""
@@ -176,7 +171,7 @@ class _Copier:
             self.files(old, new, node, f"{label}/{name}")
             self.tally.add()
         new.write_pending()
-        _finish_dataset(self.tally, group, len(old.names))
+        self.tally.add_rest(_layout.log_rows(group), len(old.names))
         return len(old.names)
 
     def files(self, old: DatasetLog, new: DatasetLog, node: int, label: str) -> None:
@@ -209,7 +204,7 @@ def _rewrite(
         locking=False,
         rdcc_nbytes=_layout.WRITER_CHUNK_CACHE,
     ) as dst:
-        tally = Tally(progress, _layout.total_log_rows(src))
+        tally = Tally(progress, _layout.total_log_rows(src) if progress else 0)
         copier = _Copier(src, dst, report, strict=strict, tally=tally)
         for names, group in _layout.walk_datasets(src):
             report.datapoints += copier.dataset(names, group)
@@ -386,7 +381,7 @@ def check(path: str | os.PathLike[str], *, progress: Progress | None = None) -> 
         return report
     with f:
         report.format_version = int(f.attrs[_layout.ATTR_FORMAT])
-        tally = Tally(progress, _layout.total_log_rows(f))
+        tally = Tally(progress, _layout.total_log_rows(f) if progress else 0)
         for names, group in _layout.walk_datasets(f):
             _check_dataset(report, f[_layout.BLOBS], "/".join(names), group, tally)
     return report
@@ -399,7 +394,7 @@ def _check_dataset(
         log = DatasetLog(group, writable=False)
     except (KeyError, OSError, ValueError) as exc:
         report.problems.append(f"dataset {label!r}: unreadable record log ({exc})")
-        _finish_dataset(tally, group, 0)
+        tally.add_rest(_layout.log_rows(group), 0)
         return
     report.datasets += 1
     report.datapoints += len(log.names)
@@ -422,7 +417,7 @@ def _check_dataset(
                 report.problems.append(f"{where}: file {name!r}: {problem}")
         if node:
             tally.add()
-    _finish_dataset(tally, group, len(log.names))
+    tally.add_rest(_layout.log_rows(group), len(log.names))
 
 
 def _verify_blob(blobs: h5py.Dataset, ref: FileRef) -> str | None:
