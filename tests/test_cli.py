@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import pytest
 
+from cli_runner import hards
 from hards_h5.cli import cli
 
 VERBS = [
@@ -26,17 +25,6 @@ VERBS = [
     "compact",
     "recover",
 ]
-
-
-def hards(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hards_h5.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=cwd,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import h5py
 import pytest
 
 import fault_harness
+from cli_runner import hards
 from hards_h5 import DatabaseLockedError, H5Database, RecoveryNeededError
 from hards_h5._recover import check, compact, recover
 from hards_h5._superblock import clear_status_flags, lookup3, status_flags
@@ -85,12 +86,7 @@ def test_dead_writer_needs_recover_then_opens(db_path: Path) -> None:
 def test_check_cli_on_a_crashed_file_says_recover(db_path: Path) -> None:
     _killed_writer(db_path)
     before = db_path.read_bytes()
-    done = subprocess.run(
-        [sys.executable, "-m", "hards_h5.cli", "check", str(db_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = hards("check", str(db_path))
     assert done.returncode == 1
     assert f"hards-h5 recover {db_path}" in done.stderr
     assert "format 0" not in done.stdout  # no counts for a file it could not read
@@ -150,12 +146,7 @@ def test_check_finds_a_damaged_file_blob(db_path: Path, tmp_path: Path) -> None:
     report = check(db_path)
     assert not report.ok
     assert any("SHA-256" in p for p in report.problems)
-    done = subprocess.run(
-        [sys.executable, "-m", "hards_h5.cli", "check", str(db_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = hards("check", str(db_path))
     assert done.returncode == 1
     assert "PROBLEM" in done.stderr
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import pytest
 
+from cli_runner import hards
 from hards_h5 import H5Database, MergeConflictError, MergeSourceError, merge
 
 
@@ -66,12 +67,7 @@ def test_conflicts_are_reported_and_nothing_written(tmp_path: Path) -> None:
         merge(out, [a, b])
     with H5Database(out, "r") as db:  # an existing output is left untouched
         assert db.children == []
-    done = subprocess.run(
-        [sys.executable, "-m", "hards_h5.cli", "merge", str(out), str(a), str(b)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = hards("merge", str(out), str(a), str(b))
     assert done.returncode == 1
     assert "2 merge conflict(s), nothing written" in done.stderr
 
@@ -81,12 +77,7 @@ def test_merge_cli(tmp_path: Path) -> None:
     for w, shard in enumerate(shards):
         _shard(shard, w, tmp_path / "log.txt")
     out = tmp_path / "all.h5"
-    done = subprocess.run(
-        [sys.executable, "-m", "hards_h5.cli", "merge", str(out), *map(str, shards)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = hards("merge", str(out), *map(str, shards))
     assert done.returncode == 0, done.stderr
     assert "+200 datapoints" in done.stdout
 

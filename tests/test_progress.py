@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from hards.filesystem import FilesystemDatabase
 
+from cli_runner import hards
 from hards_h5 import H5Database, check, compact, export_seed, import_seed, merge, recover
 from hards_h5._progress import Tally
 
@@ -170,9 +171,7 @@ def test_cli_bar_on_a_terminal_quiet_when_piped(tmp_path: Path, verb: str) -> No
         shutil.copyfile(campaign, copy)
         return [str(copy)]
 
-    piped = subprocess.run(
-        [*base, *args(1)], capture_output=True, text=True, timeout=120, check=False
-    )
+    piped = hards(verb, *args(1))
     assert piped.returncode == 0, piped.stderr
     assert piped.stderr == ""  # not a terminal: no bar, no lines
     drawn = _run_on_a_terminal([*base, *args(2)])

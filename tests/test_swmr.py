@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_runner import hards
 from hards_h5 import (
     DatabaseLockedError,
     H5Database,
@@ -148,15 +149,20 @@ with H5Database(sys.argv[1], timeout=60) as db:
 """
 
 
-def test_new_rows_appear_only_after_refresh(db_path: Path) -> None:
-    with H5Database.create_database(db_path) as db:
-        db.create_dataset("ds").create_datapoint("p0").add_data({"i": 0})
-    writer = subprocess.Popen(
+def _stepped_writer(db_path: Path) -> subprocess.Popen[str]:
+    """Start STEPPED_WRITER on ``db_path``: it goes live, then adds a datapoint per line."""
+    return subprocess.Popen(
         [sys.executable, "-c", STEPPED_WRITER, str(db_path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_new_rows_appear_only_after_refresh(db_path: Path) -> None:
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds").create_datapoint("p0").add_data({"i": 0})
+    writer = _stepped_writer(db_path)
     assert writer.stdin is not None
     assert writer.stdout is not None
     try:
@@ -182,12 +188,7 @@ def test_new_rows_appear_only_after_refresh(db_path: Path) -> None:
 
 def test_a_live_writer_keeps_the_file_locked(db_path: Path) -> None:
     H5Database.create_database(db_path).close()
-    writer = subprocess.Popen(
-        [sys.executable, "-c", STEPPED_WRITER, str(db_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    writer = _stepped_writer(db_path)
     assert writer.stdin is not None
     assert writer.stdout is not None
     try:
@@ -198,12 +199,7 @@ def test_a_live_writer_keeps_the_file_locked(db_path: Path) -> None:
             H5Database(db_path, "r+")
         with pytest.raises(DatabaseLockedError, match=r"SWMR live writer.*swmr=True"):
             H5Database(db_path, "r")
-        recover = subprocess.run(
-            [sys.executable, "-m", "hards_h5.cli", "recover", str(db_path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        recover = hards("recover", str(db_path))
         assert recover.returncode == 1
         assert "another process has the file open" in recover.stderr
         with H5Database(db_path, "r", swmr=True) as reader:  # watching is fine
@@ -299,12 +295,7 @@ def test_killed_live_writer_readers_survive_and_recover_keeps_flushed(db_path: P
     # the dead writer left its flags but not its lock: a plain open asks for recovery
     with pytest.raises(RecoveryNeededError, match="recover"):
         H5Database(db_path, "r")
-    done = subprocess.run(
-        [sys.executable, "-m", "hards_h5.cli", "recover", str(db_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = hards("recover", str(db_path))
     assert done.returncode == 0, done.stderr
     with H5Database(db_path, "r") as db:
         recovered = db.get_dataset("ds").datapoints
