@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -52,6 +56,7 @@ def test_tree_and_depth(demo: Path) -> None:
     assert "extended" not in shallow
     sub = hards("tree", str(demo), "random").stdout
     assert "quasi_random" not in sub
+    assert sub.splitlines()[0] == "random  (300 datapoints, 1 file)"  # PATH's own counts
 
 
 def test_info_show_get_find(demo: Path, tmp_path: Path) -> None:
@@ -95,6 +100,17 @@ def test_info_show_get_find(demo: Path, tmp_path: Path) -> None:
         (["find", "DEMO", "nope", "{}"], "has no dataset 'nope'"),
         (["export", "DEMO", "."], "already exists"),
         (["import", "no-such-dir", "out.h5"], "no such directory"),
+        (["import", "notes.txt", "out.h5"], "not a directory"),
+        (["import", ".", "DEMO"], "give a new file name"),
+        (["check", "notes.txt"], "not an HDF5 file"),
+        (["check", "foreign.h5"], "not a hards-h5 campaign file"),
+        (["check", "missing.h5"], "no such campaign file"),
+        (["compact", "foreign.h5"], "not a hards-h5 campaign file"),
+        (["recover", "foreign.h5"], "not a hards-h5 campaign file"),
+        (["recover", "notes.txt"], "not an HDF5 file"),
+        (["merge", "out.h5", "DEMO", "missing.h5"], "no such campaign file"),
+        (["get", "DEMO", "random", "demo.txt", "-o", "no-dir/x.txt"], "does not exist"),
+        (["find", "DEMO", "random", '{"x": {"$type": ["int"]}}'], "$type must be one of"),
     ],
 )
 def test_errors_are_one_line(demo: Path, tmp_path: Path, args: list[str], message: str) -> None:
@@ -106,6 +122,7 @@ def test_errors_are_one_line(demo: Path, tmp_path: Path, args: list[str], messag
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.h5").exists()  # a failed command leaves nothing behind
 
 
 def test_usage_errors_show_usage_not_a_traceback(demo: Path) -> None:
@@ -114,3 +131,85 @@ def test_usage_errors_show_usage_not_a_traceback(demo: Path) -> None:
     assert "Invalid value for '--depth'" in done.stderr
     assert "Try 'hards-h5 tree --help'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_get_into_a_directory_and_existing_target(demo: Path, tmp_path: Path) -> None:
+    args = ("get", str(demo), "random/sample-000000", "sample.txt")
+    assert hards(*args, "-o", str(tmp_path)).returncode == 0  # like cp: DIR/NAME
+    assert (tmp_path / "sample.txt").read_text().startswith("sample sample-000000")
+    again = hards(*args, "-o", str(tmp_path))
+    assert again.returncode == 1
+    assert again.stderr.startswith("hards-h5: error:")
+    assert "--force" in again.stderr
+    assert hards(*args, "-o", str(tmp_path), "--force").returncode == 0
+
+
+def test_recover_leaves_a_healthy_file_alone_unless_forced(tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    assert hards("demo", str(path), "--samples", "10").returncode == 0
+    before = path.stat()
+    done = hards("recover", str(path))
+    assert done.returncode == 0
+    assert "nothing to recover" in done.stdout
+    assert path.stat().st_ino == before.st_ino
+    assert not list(tmp_path.glob("c.h5.bak-*"))
+    forced = hards("recover", str(path), "--force")
+    assert forced.returncode == 0
+    assert "recovered 3 datasets, 40 datapoints" in forced.stdout
+    assert len(list(tmp_path.glob("c.h5.bak-*"))) == 1
+
+
+def test_maintenance_keeps_the_files_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    old = os.umask(0o022)
+    try:
+        assert hards("demo", str(path), "--samples", "10").returncode == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # the umask's, not mkstemp's 0o600
+    path.chmod(0o664)
+    for verb in ("compact", "recover"):
+        assert hards(verb, str(path), "--force" if verb == "recover" else "--help").returncode == 0
+        assert stat.S_IMODE(path.stat().st_mode) == 0o664, verb
+
+
+HOLD_OPEN = """
+import sys, time
+from hards_h5 import H5Database
+db = H5Database(sys.argv[1])
+print("OPEN", flush=True)
+sys.stdin.readline()
+db.close()
+"""
+
+
+def test_info_tells_a_running_writer_from_a_dead_one(tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    assert hards("demo", str(path), "--samples", "10").returncode == 0
+    writer = subprocess.Popen(
+        [sys.executable, "-c", HOLD_OPEN, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdin is not None
+    assert writer.stdout is not None
+    try:
+        assert writer.stdout.readline().strip() == "OPEN"
+        for verb in ("info", "check"):
+            done = hards(verb, str(path))
+            assert done.returncode == 1
+            assert "open for writing right now" in done.stdout + done.stderr, verb
+            assert "recover" not in done.stdout + done.stderr
+    finally:
+        writer.stdin.write("\n")
+        writer.stdin.flush()
+        writer.wait(timeout=60)
+    writer = subprocess.Popen([sys.executable, "-c", HOLD_OPEN, str(path)], stdout=subprocess.PIPE)
+    assert writer.stdout is not None
+    assert writer.stdout.readline().strip() == b"OPEN"
+    writer.kill()
+    writer.wait()
+    done = hards("info", str(path))
+    assert done.returncode == 1
+    assert f"run 'hards-h5 recover {path}'" in done.stdout

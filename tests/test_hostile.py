@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hards_h5 import (
+    DoesNotExistError,
     FileIntegrityError,
     H5Database,
     HARDSError,
@@ -176,6 +177,41 @@ def test_hostile_file_sources(db: H5Database, tmp_path: Path) -> None:
     other.add_file(tmp_path / "link.txt")
     assert other.get_file("link.txt").read_text() == "real content"
     assert not other.get_file("link.txt").is_symlink()
+
+
+def test_directory_or_missing_source_is_a_missing_file_not_a_bad_name(
+    db: H5Database, tmp_path: Path
+) -> None:
+    point = db.get_dataset("ds").get_datapoint("p")
+    blobs_before = db._blobs().shape[0]
+    for bad in (".", Path(".."), Path("/"), tmp_path / "sub" / "..", tmp_path / "no such"):
+        with pytest.raises(SourceFileError):  # a DoesNotExistError, as the API says
+            point.add_file(bad)
+    assert point.files == []
+    assert db._blobs().shape[0] == blobs_before
+
+
+def test_the_campaign_file_cannot_be_attached_to_itself(db: H5Database) -> None:
+    blobs_before = db._blobs().shape[0]
+    with pytest.raises(SourceFileError, match="campaign file itself"):
+        db.get_dataset("ds").get_datapoint("p").add_file(db.path, name="snapshot.h5")
+    assert db._blobs().shape[0] == blobs_before
+    assert db.get_dataset("ds").get_datapoint("p").files == []
+
+
+def test_lookups_with_odd_names_answer_plainly(db: H5Database) -> None:
+    ds = db.get_dataset("ds")
+    for odd in ("\ud800", "a b", "", ".", "..", "x/y"):
+        assert not db.has_dataset(odd)
+        assert not ds.has_datapoint(odd)
+    with pytest.raises(InvalidNameError, match="is a str"):
+        db.recursively_get_dataset(None)  # type: ignore[arg-type]
+    with pytest.raises(DoesNotExistError, match="empty dataset path"):
+        db.recursively_get_dataset("//")
+    with pytest.raises(DoesNotExistError, match="names no dataset"):
+        db.recursively_get_datapoint("p")
+    # empty path components are ignored, like a shell's a//b
+    assert db.recursively_get_datapoint("/ds//p/").fullname() == "ds/p"
 
 
 def _planted_cache(tmp_path: Path) -> tuple[H5Database, Path, bytes]:

@@ -161,3 +161,28 @@ def test_files_are_copied_without_reading_them_into_memory(tmp_path: Path) -> No
         got = db.get_dataset("ds").get_datapoint("p").get_file("big.bin")
         assert got.stat().st_size == big.stat().st_size
         assert got.read_bytes() == big.read_bytes()
+
+
+def test_booleans_and_numbers_conflict(tmp_path: Path) -> None:
+    a, b, out = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "out.h5"
+    for path, value in ((a, True), (b, 1)):
+        with H5Database.create_database(path) as db:
+            ds = db.create_dataset("ds")
+            ds.add_data({"meta": value})
+            ds.create_datapoint("p").add_data({"x": value, "n": [value], "same": 2.0})
+    with pytest.raises(MergeConflictError) as info:
+        merge(out, [a, b])
+    assert len(info.value.conflicts) == 3  # ds meta, p x, p n; 'same' agrees
+    assert not out.exists()
+
+
+def test_a_bad_input_leaves_no_output_behind(tmp_path: Path) -> None:
+    good = tmp_path / "good.h5"
+    _shard(good, 0, tmp_path / "log.txt")
+    (tmp_path / "notes.txt").write_text("not a campaign")
+    for bad in ("missing.h5", "notes.txt"):
+        out = tmp_path / f"out-{bad}.h5"
+        done = hards("merge", str(out), str(good), str(tmp_path / bad))
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr
+        assert not out.exists(), bad

@@ -40,6 +40,8 @@ def _seed_campaign(root: Path, tmp_path: Path) -> None:
             point.add_file(src, name=f"result.{i}.csv")
     run.add_file(src, name="summary.tar.gz")
     db.create_dataset("empty")
+    hidden = db.create_dataset(".hidden")  # names may start with a dot: kept too
+    hidden.create_datapoint(".dot").add_file(src, name=".config")
 
 
 def test_import_then_export_is_exact(tmp_path: Path) -> None:
@@ -47,9 +49,10 @@ def test_import_then_export_is_exact(tmp_path: Path) -> None:
     _seed_campaign(seed_dir, tmp_path)
     h5 = tmp_path / "campaign.h5"
     report = import_seed(seed_dir, h5)
-    assert (report.datasets, report.datapoints, report.files) == (3, 20, 5)
+    assert (report.datasets, report.datapoints, report.files) == (4, 21, 6)
     with H5Database(h5, "r") as db:
-        assert sorted(db.children) == ["empty", "run.v2"]
+        assert sorted(db.children) == [".hidden", "empty", "run.v2"]
+        assert db.recursively_get_datapoint(".hidden/.dot").files == [".config"]
         run = db.get_dataset("run.v2")
         assert run.children == ["opt.bayes"]
         assert run.get_datapoint("p.001").data == {"i": 1, "x": 1 / 3, "label": "ünïcode"}

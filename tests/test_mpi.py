@@ -99,6 +99,11 @@ try:  # compute fails on rank 1 in round 2: every rank raises, rounds before sta
 except HARDSError as exc:
     print(f"rank {rank} compute-error: {exc}", flush=True)
 
+try:  # the writer cannot even start (a bad dataset name): every rank raises at once
+    mpi.write_campaign(comm, out, "bad name", range(8), compute)
+except HARDSError as exc:
+    print(f"rank {rank} start-error: {exc}", flush=True)
+
 total = mpi.map_reduce(comm, out, "outer/inner", lambda p: p.data["i"], operator.add, initial=0)
 print(f"rank {rank} sum {total}", flush=True)
 
@@ -144,6 +149,12 @@ def test_write_campaign_files_nested_dataset_and_errors(tmp_path: Path) -> None:
         done.stdout,
     )
     assert sorted(failed) == [(str(r), "8") for r in range(4)]
+    started = re.findall(
+        r"rank (\d) start-error: write_campaign failed \(0 datapoints stored before\): "
+        r"rank 0: opening \S+: NameValidationError",
+        done.stdout,
+    )
+    assert sorted(started) == ["0", "1", "2", "3"]
     assert sorted(re.findall(r"rank (\d) sum (\d+)", done.stdout)) == [
         (str(r), str(sum(range(30)))) for r in range(4)
     ]

@@ -93,12 +93,14 @@ def test_import_total_counts_what_import_creates(tmp_path: Path) -> None:
     ds = db.create_dataset("a")
     for i in range(3):
         ds.create_datapoint(f"p{i}")
-    (seed_dir / "children" / "a" / "datapoints" / ".hidden").mkdir()  # skipped by import
+    points = seed_dir / "children" / "a" / "datapoints"
+    (points / ".hidden").mkdir()  # a valid name: imported (the seed lists it too)
+    (points / "stray.txt").write_text("not a datapoint")  # skipped, as the seed does
     recorder = _Recorder()
     report = import_seed(seed_dir, tmp_path / "a.h5", progress=recorder)
-    assert report.datapoints == 3
-    assert recorder.calls[0] == (0, 3)
-    assert recorder.calls[-1] == (3, 3)
+    assert report.datapoints == 4
+    assert recorder.calls[0] == (0, 4)
+    assert recorder.calls[-1] == (4, 4)
 
 
 @pytest.mark.parametrize("operation", ["check", "compact", "recover"])

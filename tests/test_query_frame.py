@@ -48,7 +48,11 @@ DATA = {
         ({"s": {"$regex": r"^run\.v\d$"}}, True),
         ({"b": {"$type": "bool"}, "n": {"$type": "int"}}, True),
         ({"b": {"$type": "number"}}, False),
-        ({"b": {"$eq": 1}}, True),  # JSON: true == 1 in Python, documented equality
+        ({"b": {"$eq": 1}}, False),  # booleans never equal numbers (true is not 1)
+        ({"b": True}, True),
+        ({"n": 3.0}, True),  # numbers compare by value
+        ({"n": {"$in": [True]}}, False),
+        ({"l": [True, 2]}, False),
         ({"$or": [{"x": 0}, {"n": 3}]}, True),
         ({"$and": [{"x": 0.7}, {"n": 4}]}, False),
         ({"$not": {"x": 0.7}}, False),

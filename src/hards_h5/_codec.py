@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +19,7 @@ import orjson
 
 from hards_h5.errors import InvalidDataError
 
-__all__ = ["EMPTY", "decode", "encode_data", "merge"]
+__all__ = ["EMPTY", "decode", "encode_data", "merge", "same_value"]
 
 EMPTY = b"{}"
 """The JSON text (UTF-8 bytes) of a node that has no data yet."""
@@ -30,6 +31,7 @@ _ENCODER = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
 )
 _SCALARS = (str, int, bool, type(None))
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def encode_data(new_data: object) -> dict[str, Any]:
@@ -84,19 +86,54 @@ def dumps(value: dict[str, Any]) -> bytes:
         # without the copy 1M datapoints of ~60 bytes pin ~4 GB (measured).
         return bytes(memoryview(orjson.dumps(value)))
     except orjson.JSONEncodeError:
-        return _ENCODER.encode(value).encode()
-
-
-def decode(raw: bytes) -> dict[str, Any]:
-    """Parse stored JSON (UTF-8 bytes) into a fresh dict."""
+        pass
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:  # integers beyond 64 bits
+        return _ENCODER.encode(value).encode()
+    except UnicodeEncodeError as exc:
+        msg = (
+            f"data holds a string that is not valid Unicode ({exc.reason}: "
+            f"{exc.object[exc.start : exc.end]!r}); nothing was written"
+        )
+        raise InvalidDataError(msg) from None
+
+
+def decode(raw: bytes | str) -> dict[str, Any]:
+    """Parse stored JSON (UTF-8) into a fresh dict.
+
+    orjson parses integers beyond 64 bits as floats, silently, so a text with a
+    run of 19 or more digits (which may be such an integer) goes to the standard
+    library, which keeps every integer exact.
+    """
+    if _LONG_DIGITS.search(raw.encode() if isinstance(raw, str) else raw):
         value = json.loads(raw)
+    else:
+        value = orjson.loads(raw)
     if type(value) is not dict:  # pragma: no cover - guarded by the writer
         msg = "stored data is not a JSON object"
         raise InvalidDataError(msg)
     return value
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two JSON values are equal: like ``==``, but ``true`` is not ``1``.
+
+    Python counts ``True == 1`` and ``False == 0.0``; JSON (and MongoDB-style
+    filters) keep booleans and numbers apart, at any depth.  Integers and floats
+    of the same value are equal (``1 == 1.0``), as JSON numbers.
+    """
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, Mapping):
+        return (
+            isinstance(b, Mapping)
+            and a.keys() == b.keys()
+            and all(same_value(value, b[key]) for key, value in a.items())
+        )
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(same_value, a, b))
+    if isinstance(b, (Mapping, list, tuple)):
+        return False
+    return bool(a == b)
 
 
 def _convert_mapping(
@@ -177,4 +214,6 @@ def _convert_array(value: np.ndarray[Any, Any], where: str, depth: int, seen: se
     if kind == "f" and value.size and not bool(np.isfinite(value).all()):
         msg = f"{where} holds NaN or infinity; JSON has neither"
         raise InvalidDataError(msg)
+    if kind == "f" and value.dtype.itemsize > np.dtype(np.float64).itemsize:
+        value = value.astype(np.float64)  # long double: tolist() would keep numpy scalars
     return _convert(value.tolist(), where, depth, seen) if kind == "U" else value.tolist()

@@ -20,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
-import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,9 +56,11 @@ __all__ = [
     "RECORDS",
     "RECORD_DTYPE",
     "WRITER_CHUNK_CACHE",
+    "check_is_hdf5",
     "check_space",
     "create_file",
     "dataset_path",
+    "fsync_dir",
     "fsync_file",
     "is_disk_full",
     "log_rows",
@@ -213,9 +215,10 @@ def create_file(path: Path) -> None:
     if not directory.is_dir():
         msg = f"{path}: parent directory {directory} does not exist"
         raise StoreFileNotFoundError(msg)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".creating", dir=directory)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # Not mkstemp: its 0o600 would ignore the umask, and a campaign file is shared
+    # like any other file (0o666 less the umask, as h5py or cp would make it).
+    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.creating"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:
             _init_root(f)
@@ -230,7 +233,7 @@ def create_file(path: Path) -> None:
                 msg = f"{path}: already exists; create_database never overwrites"
                 raise DatabaseExistsError(msg) from None
             tmp.rename(path)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -278,7 +281,7 @@ def open_file(path: Path, mode: str, *, swmr: bool = False) -> h5py.File:
         If HDF5 cannot read the file's structure.
 
     """
-    _check_is_hdf5(path)
+    check_is_hdf5(path)
     try:
         f = h5py.File(
             path,
@@ -329,7 +332,8 @@ def validate_root(f: h5py.File, path: Path) -> None:
         raise CorruptFileError(msg) from exc
 
 
-def _check_is_hdf5(path: Path) -> None:
+def check_is_hdf5(path: Path) -> None:
+    """Raise the error opening ``path`` would give if it is missing or not HDF5 at all."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -425,7 +429,8 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or link in ``directory`` durable (errors are ignored)."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:

@@ -21,6 +21,7 @@ import os
 import random
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import h5py
 
@@ -28,7 +29,7 @@ from hards_h5 import _layout
 from hards_h5._superblock import status_flags
 from hards_h5.errors import DatabaseLockedError, HARDSError, RecoveryNeededError
 
-__all__ = ["LiveLock", "open_waiting"]
+__all__ = ["LiveLock", "WriterClaim", "in_use", "open_waiting"]
 
 _FIRST_WAIT = 0.005
 _MAX_WAIT = 0.25
@@ -74,7 +75,7 @@ def _open_live_aware(path: Path, mode: str, *, swmr: bool) -> h5py.File:
             raise
         raise _live_writer_error(path, mode) from exc
     except RecoveryNeededError as exc:
-        if not _in_use(path):
+        if not in_use(path):
             raise
         raise _live_writer_error(path, mode) from exc
 
@@ -100,7 +101,7 @@ def _swmr_writer_flag(path: Path) -> bool:
         return False
 
 
-def _in_use(path: Path) -> bool:
+def in_use(path: Path) -> bool:
     """Whether some process holds a ``flock`` on ``path`` (probed without blocking)."""
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -114,6 +115,68 @@ def _in_use(path: Path) -> bool:
         return False
     finally:
         os.close(fd)  # also releases the probe's lock
+
+
+class WriterClaim:
+    """A claim, per process, to be the one writer of a campaign file.
+
+    HDF5 hands a second writable open of a file in the same process the same
+    underlying file, so two :class:`H5Database` writers would each keep their own
+    view of the record logs and lose each other's changes (the second flush finds
+    the log changed under it).  HDF5's ``flock`` cannot see this — both opens are
+    one process — so writers register here, by device and inode, and a second one
+    is refused.
+    """
+
+    _held: ClassVar[set[tuple[int, int]]] = set()
+
+    def __init__(self, path: Path) -> None:
+        try:
+            st = path.stat()
+        except OSError:
+            self._key: tuple[int, int] | None = None  # opening will raise the real error
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in self._held:
+            msg = (
+                f"{path}: this process already has the file open for writing; close "
+                "that H5Database first (or restart the interpreter). Two writers in one "
+                "process would lose each other's changes"
+            )
+            raise DatabaseLockedError(msg)
+        self._held.add(key)
+        self._key = key
+
+    @classmethod
+    def check_reader(cls, path: Path) -> None:
+        """Refuse a read-only open of a file this process has open for writing.
+
+        HDF5 would allow it (and share the writer's file), but the reader's record
+        logs would not follow the writer's changes.
+
+        Raises
+        ------
+        DatabaseLockedError
+            If this process holds a writer claim on ``path``.
+
+        """
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino) in cls._held:
+            msg = (
+                f"{path}: this process already has the file open for writing; read it "
+                "through that H5Database, or close it first (a second, read-only one "
+                "would not follow its changes)"
+            )
+            raise DatabaseLockedError(msg)
+
+    def release(self) -> None:
+        """Give the claim up (once the file is closed); safe to call twice."""
+        key, self._key = self._key, None
+        if key is not None:
+            self._held.discard(key)
 
 
 class LiveLock:

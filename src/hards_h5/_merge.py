@@ -81,7 +81,7 @@ class _Planner:
         planned = self._current(key)
         where = "/".join((*key[0], key[1])) if key[1] else "/".join(key[0]) + " (dataset)"
         for k, value in data.items():
-            if k in planned.data and planned.data[k] != value:
+            if k in planned.data and not _codec.same_value(planned.data[k], value):
                 self.conflicts.append(
                     f"{where}: data key {k!r} is {planned.data[k]!r} in "
                     f"{planned.origin.get(k, '?')} but {value!r} in {source}"
@@ -130,6 +130,9 @@ def merge(
     ------
     MergeSourceError
         If an input is the output file itself.
+    StoreFileNotFoundError, NotAHardsFileError, CorruptFileError
+        If an input is missing or not a readable campaign file (checked before
+        the output is created).
     MergeConflictError
         If two sources give different values to one data key or file name
         (nothing is written then).
@@ -142,10 +145,12 @@ def merge(
         if not created and src.exists() and src.samefile(output):
             msg = f"{src}: cannot merge a campaign file into itself (it is the output)"
             raise MergeSourceError(msg)
+    for src in sources:  # a missing or unreadable input fails before OUTPUT is made
+        _layout.open_file(src, "r").close()
     try:
         _merge_into(output, sources, report, timeout=timeout, progress=progress)
-    except MergeConflictError:
-        if created:  # do not leave an empty campaign file behind
+    except BaseException:
+        if created:  # do not leave a new, partial campaign file behind
             Path(output).unlink(missing_ok=True)
         raise
     return report
@@ -231,7 +236,7 @@ def _copy_dataset(
     def fold(node_old: int, node_new: int) -> None:
         incoming = _codec.decode(old.data_json(node_old))
         current = _codec.decode(new.data_json(node_new))
-        if any(current.get(k, _MISSING) != v for k, v in incoming.items()):
+        if any(not _codec.same_value(current.get(k, _MISSING), v) for k, v in incoming.items()):
             current.update(incoming)
             new.set_data(node_new, _codec.dumps(current))
         for fname, ref in old.files(node_old).items():

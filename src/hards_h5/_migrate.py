@@ -117,7 +117,7 @@ def _read_data(path: Path) -> dict[str, Any]:
 def _entries(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    return sorted(folder.iterdir())  # hidden names too: ".config" is a valid HARDS name
 
 
 def _import_node(folder: Path, node: H5Dataset | H5Datapoint, report: MigrationReport) -> None:
@@ -156,7 +156,8 @@ def import_seed(
     """
     source = Path(directory)
     if not source.is_dir():
-        msg = f"{source}: no such directory"
+        what = "not a directory" if source.exists() else "no such directory"
+        msg = f"{source}: {what}"
         raise NotAHardsFileError(msg)
     if not (source / _CHILDREN).is_dir():
         msg = f"{source}: not a hards.filesystem database (no '{_CHILDREN}' folder)"

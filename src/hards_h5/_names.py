@@ -6,7 +6,7 @@ import re
 
 from hards_h5.errors import NameValidationError
 
-__all__ = ["check_name"]
+__all__ = ["check_name", "is_valid_name"]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -46,6 +46,13 @@ def check_name(name: object, what: str) -> str:
         msg = f"invalid {what} name {name!r}: '.' and '..' are reserved"
         raise NameValidationError(msg)
     return name
+
+
+def is_valid_name(name: object) -> bool:
+    """Whether ``name`` follows the naming rule (see :func:`check_name`)."""
+    return (
+        isinstance(name, str) and _NAME_RE.fullmatch(name) is not None and name not in {".", ".."}
+    )
 
 
 def _valid_chars() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,14 +16,17 @@ from hards.api import AbstractDatabase, AbstractDatapoint, AbstractDataset
 from hards_h5 import _blobs, _codec, _frame, _layout, _live, _query
 from hards_h5._cache import ExtractionCache, default_cache_root
 from hards_h5._log import DatasetLog
-from hards_h5._names import check_name
+from hards_h5._names import check_name, is_valid_name
 from hards_h5.errors import (
     AlreadyExistsError,
     CorruptFileError,
     DatabaseClosedError,
+    DatabaseExistsError,
     LiveModeError,
+    NameValidationError,
     NodeNotFoundError,
     ReadOnlyError,
+    SourceFileError,
     StorageFullError,
 )
 
@@ -68,7 +72,7 @@ class _Children:
             True if it exists.
 
         """
-        if not isinstance(name, str) or "/" in name or name in {"", ".", ".."}:
+        if not is_valid_name(name):
             return False
         return name in self._db._group(self._names)[_layout.DATASETS]
 
@@ -117,7 +121,7 @@ class _Children:
 
         """
         node: _Children = self
-        for part in name.strip("/").split("/"):
+        for part in self._path_parts(name, "dataset"):
             node = node.get_dataset(part)
         assert isinstance(node, H5Dataset)  # noqa: S101 - at least one part
         return node
@@ -141,8 +145,25 @@ class _Children:
             If a dataset on the way or the datapoint does not exist.
 
         """
-        path, _, point = name.strip("/").rpartition("/")
-        return self.recursively_get_dataset(path).get_datapoint(point)
+        *path, point = self._path_parts(name, "datapoint")
+        if not path:
+            msg = (
+                f"{self._db.path}: datapoint path {name!r} names no dataset; "
+                "give 'dataset/.../datapoint'"
+            )
+            raise NodeNotFoundError(msg)
+        return self.recursively_get_dataset("/".join(path)).get_datapoint(point)
+
+    def _path_parts(self, name: object, what: str) -> list[str]:
+        """Split ``a/b/c`` into names; empty parts (``a//b``, ``/a/``) are ignored."""
+        if not isinstance(name, str):
+            msg = f"a {what} path is a str such as 'a/b', not {type(name).__name__}"
+            raise NameValidationError(msg)
+        parts = [part for part in name.split("/") if part]
+        if not parts:
+            msg = f"{self._db.path}: empty {what} path {name!r}"
+            raise NodeNotFoundError(msg)
+        return parts
 
     def create_dataset(self, name: str) -> H5Dataset:
         """Create a child dataset called ``name`` and return it.
@@ -319,11 +340,17 @@ class _DataAndFiles:
 
         """
         src = Path(file)
-        stored = check_name(src.name if name is None else name, "file")
         self._db._check_writable()
         log, node = self._where()
-        fd = _blobs.open_source(src)
+        fd = _blobs.open_source(src)  # a missing path or a directory fails first
         try:
+            stored = check_name(src.name if name is None else name, "file")
+            if os.path.samestat(os.fstat(fd), self._db.path.stat()):
+                msg = (
+                    f"cannot add file {src}: it is the campaign file itself "
+                    "(copy it first to attach a snapshot)"
+                )
+                raise SourceFileError(msg)
             ref = _blobs.write_blob(self._db._blobs(), fd)
         finally:
             os.close(fd)
@@ -670,13 +697,22 @@ class H5Database(_Children, AbstractDatabase):
         self._live = False
         self._live_lock = _live.LiveLock()  # held in SWMR live mode, until closed
         if mode == "a" and not os.path.lexists(self._path):
-            _layout.create_file(self._path)
-        self._h5 = _live.open_waiting(self._path, self._mode, swmr=swmr, timeout=timeout)
+            with contextlib.suppress(DatabaseExistsError):  # another process was first
+                _layout.create_file(self._path)
+        if self._mode == "r":
+            _live.WriterClaim.check_reader(self._path)
+        claim = _live.WriterClaim(self._path) if self._mode != "r" else None
+        try:
+            self._h5 = _live.open_waiting(self._path, self._mode, swmr=swmr, timeout=timeout)
+        except BaseException:
+            if claim is not None:
+                claim.release()
+            raise
         # Code written for the seed never calls close(): pending records are written
         # and the file closed when the database is collected or the interpreter
         # exits (weakref.finalize, not __del__); close() runs the same finalizer.
         self._finalizer = weakref.finalize(
-            self, _release, self._h5, self._logs, self._path, self._mode != "r", self._live_lock
+            self, _release, self._h5, self._logs, self._path, claim, self._live_lock
         )
         self._cache = ExtractionCache(Path(cache_dir) if cache_dir else default_cache_root())
 
@@ -879,13 +915,13 @@ def _release(
     h5: h5py.File,
     logs: dict[tuple[str, ...], DatasetLog],
     path: Path,
-    writable: bool,
+    claim: _live.WriterClaim | None,
     live_lock: _live.LiveLock,
 ) -> None:
     """Write pending records, flush, fsync and close ``h5`` (the database's finalizer)."""
     handles = [dataset for log in logs.values() for dataset in log.handles()]
     try:
-        if writable and h5.id.valid:
+        if claim is not None and h5.id.valid:
             _write_through(h5, logs, path, closing=True)
     finally:
         logs.clear()
@@ -909,6 +945,8 @@ def _release(
             raise
         finally:
             live_lock.release()  # only once the file is closed
+            if claim is not None:
+                claim.release()
 
 
 def _write_through(

@@ -5,8 +5,9 @@ A filter is a dict.  ``{"x": 0.5}`` matches data whose ``x`` equals 0.5;
 into nested dicts with dots; ``{"$or": [f1, f2]}``, ``{"$and": [...]}`` and
 ``{"$not": f}`` combine filters.  Operators: ``$eq $ne $gt $gte $lt $lte $in
 $nin $exists $regex $type``.  Comparing values of different types (a string with
-a number) is simply false.  :func:`compile_filter` checks a filter once, so a
-mistake raises :class:`InvalidFilterError` before any datapoint is read.
+a number) is simply false, and booleans never equal numbers (``true`` is not
+``1``).  :func:`compile_filter` checks a filter once, so a mistake raises
+:class:`InvalidFilterError` before any datapoint is read.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hards_h5._codec import same_value
 from hards_h5.errors import HARDSError
 
 __all__ = ["InvalidFilterError", "compile_filter", "parse_filter"]
@@ -81,7 +83,7 @@ def _ordered(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
 
 
 def _in(value: Any, operand: Any) -> bool:
-    return value is not _MISSING and value in operand
+    return value is not _MISSING and any(same_value(value, item) for item in operand)
 
 
 def _regex(value: Any, operand: Any) -> bool:
@@ -96,8 +98,8 @@ def _type(value: Any, operand: Any) -> bool:
 
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "$eq": lambda value, operand: value is not _MISSING and value == operand,
-    "$ne": lambda value, operand: value is _MISSING or value != operand,
+    "$eq": lambda value, operand: value is not _MISSING and same_value(value, operand),
+    "$ne": lambda value, operand: value is _MISSING or not same_value(value, operand),
     "$gt": _ordered(lambda a, b: a > b),
     "$gte": _ordered(lambda a, b: a >= b),
     "$lt": _ordered(lambda a, b: a < b),
@@ -123,7 +125,7 @@ def _check_operand(op: str, operand: Any, key: str) -> None:
         except (re.error, TypeError) as exc:
             msg = f"filter for {key!r}: bad $regex {operand!r}: {exc}"
             raise InvalidFilterError(msg) from None
-    if op == "$type" and operand not in _TYPES:
+    if op == "$type" and (not isinstance(operand, str) or operand not in _TYPES):
         msg = f"filter for {key!r}: $type must be one of {sorted(_TYPES)}"
         raise InvalidFilterError(msg)
 
@@ -151,7 +153,7 @@ def _field(key: str, condition: Any) -> Predicate:
 
         return check
     get = _getter(key)
-    return lambda data: (value := get(data)) is not _MISSING and value == condition
+    return lambda data: (value := get(data)) is not _MISSING and same_value(value, condition)
 
 
 def compile_filter(spec: Mapping[str, Any]) -> Predicate:
@@ -168,6 +170,9 @@ def compile_filter(spec: Mapping[str, Any]) -> Predicate:
         raise InvalidFilterError(msg)
     parts: list[Predicate] = []
     for key, condition in spec.items():
+        if not isinstance(key, str):
+            msg = f"filter keys are data keys (str) or operators, not {key!r}"
+            raise InvalidFilterError(msg)
         if key in {"$and", "$or"}:
             if not isinstance(condition, list) or not condition:
                 msg = f"{key} takes a non-empty list of filters"

@@ -14,6 +14,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 import h5py
 
 from hards_h5 import _blobs, _codec, _layout
+from hards_h5._live import in_use
 from hards_h5._log import DatasetLog, FileRef
 from hards_h5._progress import Progress, Tally
 from hards_h5._superblock import clear_status_flags, status_flags
@@ -30,6 +32,7 @@ from hards_h5.errors import (
     DatabaseLockedError,
     FileIntegrityError,
     HARDSError,
+    NotAHardsFileError,
     RecoveryNeededError,
     StoreFileNotFoundError,
 )
@@ -53,6 +56,8 @@ class RewriteReport:
         Where recover kept the original bytes.
     cleared_flags : bool
         Whether recover cleared a dead writer's status flags.
+    rewritten : bool
+        False when recover found a cleanly closed, undamaged file and left it alone.
 
     """
 
@@ -64,6 +69,7 @@ class RewriteReport:
     dropped: list[str] = field(default_factory=list)
     backup: Path | None = None
     cleared_flags: bool = False
+    rewritten: bool = True
 
 
 @dataclass
@@ -97,6 +103,42 @@ class CheckReport:
     def ok(self) -> bool:
         """True when no problem was found."""
         return not self.problems
+
+
+def preflight(path: Path) -> int:
+    """Classify ``path`` as opening it would, and return its superblock status flags.
+
+    Raises
+    ------
+    StoreFileNotFoundError, NotAHardsFileError
+        If ``path`` is missing, not a regular file, empty, not HDF5, or an HDF5
+        file that is not a campaign file (with the same message as opening it).
+    CorruptFileError
+        If the superblock is damaged.
+
+    """
+    _layout.check_is_hdf5(path)
+    try:
+        return status_flags(path)
+    except NotAHardsFileError:
+        # A superblock version hards-h5 never writes: a foreign HDF5 file, which
+        # opening it names precisely.
+        _layout.open_file(path, "r").close()
+        raise
+
+
+def left_open_problem(path: Path, flags: int) -> str:
+    """Say what set status ``flags`` mean: a writer at work now, or one that died."""
+    if in_use(path):
+        return (
+            f"{path}: a process has the file open for writing right now (status flags "
+            f"{flags:#x}); wait for it to close it, or watch a SWMR live writer with "
+            "H5Database(path, mode='r', swmr=True)"
+        )
+    return (
+        f"{path}: left open by a writer that is gone (status flags {flags:#x}); "
+        f"run 'hards-h5 recover {path}'"
+    )
 
 
 @contextlib.contextmanager
@@ -215,13 +257,13 @@ def _rewrite(
 
 
 def _replace(tmp: Path, path: Path) -> None:
-    tmp.replace(path)
+    """Move ``tmp`` over ``path`` keeping ``path``'s permissions (and group, if allowed)."""
+    st = path.stat()
+    tmp.chmod(stat.S_IMODE(st.st_mode))
     with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        os.chown(tmp, -1, st.st_gid)
+    tmp.replace(path)
+    _layout.fsync_dir(path.parent)
 
 
 def _scratch(path: Path, what: str) -> Path:
@@ -297,6 +339,7 @@ def compact(path: str | os.PathLike[str], *, progress: Progress | None = None) -
 
     """
     path = Path(path)
+    preflight(path)
     _remove_stale_scratch(path, "compact")
     with _exclusive(path):
         if status_flags(path):
@@ -305,18 +348,24 @@ def compact(path: str | os.PathLike[str], *, progress: Progress | None = None) -
         return _rewrite_in_place(path, "compact", strict=True, backup=False, progress=progress)
 
 
-def recover(path: str | os.PathLike[str], *, progress: Progress | None = None) -> RewriteReport:
+def recover(
+    path: str | os.PathLike[str], *, force: bool = False, progress: Progress | None = None
+) -> RewriteReport:
     """Bring back a campaign file whose writer died, keeping the original as a backup.
 
     Clears the stale writer flag (as ``h5clear -s`` would), salvages every
     committed dataset, datapoint, data value and intact file into a clean new
     file, keeps the original bytes as ``<name>.bak-<time>`` and moves the clean
     file into place with one atomic rename.  Safe to interrupt and run again.
+    A file that was closed cleanly and passes :func:`check` is left alone
+    (``rewritten`` is False in the report) unless ``force`` is given.
 
     Parameters
     ----------
     path : str or os.PathLike
         The campaign file.
+    force : bool
+        Rewrite (and back up) the file even when it is closed cleanly and undamaged.
     progress : callable, optional
         Called as ``progress(done, total)`` in record-log rows.
 
@@ -327,6 +376,8 @@ def recover(path: str | os.PathLike[str], *, progress: Progress | None = None) -
 
     Raises
     ------
+    StoreFileNotFoundError, NotAHardsFileError
+        If ``path`` is missing or not a campaign file.
     DatabaseLockedError
         If another process still has the file open (a writer may be alive).
     CorruptFileError
@@ -334,7 +385,20 @@ def recover(path: str | os.PathLike[str], *, progress: Progress | None = None) -
 
     """
     path = Path(path)
+    flags = preflight(path)
     _remove_stale_scratch(path, "recover")
+    if not flags and not force:
+        healthy = check(path, progress=progress)  # (a writer at work makes it fail)
+        if healthy.ok:
+            size = path.stat().st_size
+            return RewriteReport(
+                datasets=healthy.datasets,
+                datapoints=healthy.datapoints,
+                files=healthy.files,
+                bytes_before=size,
+                bytes_after=size,
+                rewritten=False,
+            )
     with _exclusive(path):
         cleared = clear_status_flags(path)
         report = _rewrite_in_place(path, "recover", strict=False, backup=True, progress=progress)
@@ -364,15 +428,12 @@ def check(path: str | os.PathLike[str], *, progress: Progress | None = None) -> 
     path = Path(path)
     report = CheckReport(path)
     try:
-        flags = status_flags(path)
+        flags = preflight(path)
     except (HARDSError, OSError) as exc:
         report.problems.append(str(exc))
         return report
     if flags:
-        report.problems.append(
-            f"{path}: left open by a writer (status flags {flags:#x}); if no process is "
-            f"writing it, run 'hards-h5 recover {path}'"
-        )
+        report.problems.append(left_open_problem(path, flags))
         return report
     try:
         f = _layout.open_file(path, "r")

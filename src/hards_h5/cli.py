@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from hards.api import DoesNotExistError, HARDSError
@@ -22,7 +24,6 @@ from hards_h5 import __version__, _layout, _merge, _migrate, _recover
 from hards_h5._demo import estimate_pi, write_demo
 from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
 from hards_h5._query import parse_filter
-from hards_h5._superblock import status_flags
 
 __all__ = ["main"]
 
@@ -55,6 +56,7 @@ def demo(file: Path, samples: int) -> None:
 
     Example: hards-h5 demo campaign.h5
     """
+    _new_file(file)
     write_demo(file, samples=samples)
     click.echo(f"wrote {file}")
     with H5Database(file, "r") as db:
@@ -87,13 +89,9 @@ def info(file: Path) -> None:
 
     Example: hards-h5 info campaign.h5
     """
-    try:
-        flags = status_flags(file)
-    except (HARDSError, OSError):
-        flags = 0  # opening the file below reports what is wrong with it
+    flags = _recover.preflight(file)
     if flags:
-        click.echo(f"{file}: writer state: left open by a writer (flags {flags:#x})")
-        click.echo(f"  if no process is writing it, run 'hards-h5 recover {file}'")
+        click.echo(_recover.left_open_problem(file, flags))
         raise click.exceptions.Exit(1)
     with H5Database(file, "r") as db:
         datasets = list(iter_datasets(db))
@@ -164,9 +162,12 @@ def get(file: Path, path: str, name: str, output: Path | None, force: bool) -> N
     Example: hards-h5 get campaign.h5 random/sample-000000 sample.txt -o here.txt
     """
     target = output or Path(name)
+    if target.is_dir():
+        target /= name  # like cp: into the directory
     if target.exists() and not force:
-        msg = f"{target} exists; use --force to overwrite it"
-        raise click.UsageError(msg)
+        _fail(f"{target} exists; use --force to overwrite it")
+    if not target.parent.is_dir():
+        _fail(f"{target}: directory {target.parent} does not exist")
     with H5Database(file, "r") as db:
         cached = _node(db, path).get_file(name)
         shutil.copyfile(cached, target)
@@ -209,10 +210,7 @@ def export_cmd(file: Path, directory: Path) -> None:
     """
     with _bar("export") as advance:
         report = _migrate.export_seed(file, directory, progress=advance)
-    click.echo(
-        f"wrote {directory}: {report.datasets} datasets, {report.datapoints} datapoints, "
-        f"{report.files} files"
-    )
+    click.echo(f"wrote {directory}: {_counts(report.datasets, report.datapoints, report.files)}")
 
 
 @cli.command("import")
@@ -223,12 +221,10 @@ def import_cmd(directory: Path, file: Path) -> None:
 
     Example: hards-h5 import old-campaign-dir campaign.h5
     """
+    _new_file(file)
     with _bar("import") as advance:
         report = _migrate.import_seed(directory, file, progress=advance)
-    click.echo(
-        f"wrote {file}: {report.datasets} datasets, {report.datapoints} datapoints, "
-        f"{report.files} files"
-    )
+    click.echo(f"wrote {file}: {_counts(report.datasets, report.datapoints, report.files)}")
 
 
 _BAR_AFTER_SECONDS = 0.5
@@ -275,8 +271,9 @@ def check(file: Path) -> None:
         report = _recover.check(file, progress=advance)
     if report.format_version:  # 0: the file could not be read at all
         click.echo(
-            f"{file}: format {report.format_version}, {report.datasets} datasets, "
-            f"{report.datapoints} datapoints, {report.files} files ({report.file_bytes} bytes)"
+            f"{file}: format {report.format_version}, "
+            f"{_counts(report.datasets, report.datapoints, report.files)} "
+            f"({_count(report.file_bytes, 'byte')})"
         )
     if report.ok:
         click.echo("OK: no problems found")
@@ -297,26 +294,36 @@ def compact(file: Path) -> None:
         report = _recover.compact(file, progress=advance)
     click.echo(
         f"{file}: {report.bytes_before} -> {report.bytes_after} bytes "
-        f"({report.datasets} datasets, {report.datapoints} datapoints, {report.files} files)"
+        f"({_counts(report.datasets, report.datapoints, report.files)})"
     )
 
 
 @cli.command()
 @click.argument("file", type=_PATH)
-def recover(file: Path) -> None:
+@click.option(
+    "--force", is_flag=True, help="Rewrite FILE even if it was closed cleanly and is undamaged."
+)
+def recover(file: Path, force: bool) -> None:
     """Bring back FILE after its writer died; the original is kept as FILE.bak-TIME.
 
     Clears the stale writer flag and salvages every committed dataset, datapoint,
     data value and intact file into a clean file that replaces FILE atomically.
     Run it only when no process is writing FILE (it refuses if one has it open).
+    A file closed cleanly that passes 'check' is left alone unless --force is given.
 
     Example: hards-h5 recover campaign.h5
     """
     with _bar("recover") as advance:
-        report = _recover.recover(file, progress=advance)
+        report = _recover.recover(file, force=force, progress=advance)
+    if not report.rewritten:
+        click.echo(
+            f"{file}: closed cleanly and undamaged ({_count(report.datapoints, 'datapoint')}, "
+            f"{_count(report.files, 'file')}); nothing to recover, file left as it was"
+        )
+        return
     click.echo(
-        f"{file}: recovered {report.datasets} datasets, {report.datapoints} datapoints, "
-        f"{report.files} files; original kept as {report.backup}"
+        f"{file}: recovered {_counts(report.datasets, report.datapoints, report.files)}; "
+        f"original kept as {report.backup}"
     )
     for line in report.dropped:
         click.echo(f"DROPPED: {line}", err=True)
@@ -338,18 +345,47 @@ def merge_cmd(out: Path, inputs: tuple[Path, ...], timeout: float | None) -> Non
         with _bar("merge") as advance:
             report = _merge.merge(out, inputs, timeout=timeout, progress=advance)
     except _merge.MergeConflictError as exc:
-        click.echo(f"hards-h5: error: {exc}", err=True)
-        raise click.exceptions.Exit(1) from None
+        _fail(str(exc))
     click.echo(
-        f"{out}: merged {len(inputs)} files: +{report.datasets} datasets, "
-        f"+{report.datapoints} datapoints, +{report.files} files "
-        f"({report.skipped_identical} identical entries skipped)"
+        f"{out}: merged {_count(len(inputs), 'file')}: "
+        f"+{_counts(report.datasets, report.datapoints, report.files, sep=', +')} "
+        f"({_count(report.skipped_identical, 'identical entry', 'identical entries')} skipped)"
     )
+
+
+def _fail(message: str) -> NoReturn:
+    """Stop with ``hards-h5: error: MESSAGE`` and exit status 1."""
+    click.echo(f"hards-h5: error: {message}", err=True)
+    raise click.exceptions.Exit(1)
+
+
+def _new_file(file: Path) -> None:
+    if os.path.lexists(file):
+        _fail(f"{file}: already exists; give a new file name (hards-h5 never writes over a file)")
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 datapoint``, ``2 datapoints``."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def _counts(datasets: int, datapoints: int, files: int, *, sep: str = ", ") -> str:
+    parts = (_count(datasets, "dataset"), _count(datapoints, "datapoint"), _count(files, "file"))
+    return sep.join(parts)
+
+
+def _summary(dataset: H5Dataset) -> str:
+    """``(1000 datapoints, 1 file)``: a dataset's own datapoints and files."""
+    files = len(dataset.files)
+    extra = f", {_count(files, 'file')}" if files else ""
+    return f"({_count(len(dataset.datapoints), 'datapoint')}{extra})"
 
 
 def _print_tree(db: H5Database, path: str | None, depth: int | None = None) -> None:
     root: H5Database | H5Dataset = db.recursively_get_dataset(path) if path else db
-    click.echo(f"{db.path}" if root is db else root.fullname())
+    click.echo(
+        f"{db.path}" if isinstance(root, H5Database) else f"{root.fullname()}  {_summary(root)}"
+    )
 
     def walk(node: H5Database | H5Dataset, prefix: str, level: int) -> None:
         if depth is not None and level >= depth:
@@ -358,12 +394,7 @@ def _print_tree(db: H5Database, path: str | None, depth: int | None = None) -> N
         for i, name in enumerate(names):
             child = node.get_dataset(name)
             last = i == len(names) - 1
-            count = len(child.files)
-            files = f", {count} file{'s' if count != 1 else ''}" if count else ""
-            click.echo(
-                f"{prefix}{'└── ' if last else '├── '}{name}  "
-                f"({len(child.datapoints)} datapoints{files})"
-            )
+            click.echo(f"{prefix}{'└── ' if last else '├── '}{name}  {_summary(child)}")
             walk(child, prefix + ("    " if last else "│   "), level + 1)
 
     walk(root, "", 0)

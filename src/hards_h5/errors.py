@@ -48,7 +48,7 @@ class NodeNotFoundError(DoesNotExistError, LookupError):
 
 
 class SourceFileError(DoesNotExistError, FileNotFoundError):
-    """A path given to ``add_file`` is missing or is not a regular file."""
+    """A path given to ``add_file`` is missing, not a regular file, or the campaign file."""
 
 
 class StoreFileNotFoundError(DoesNotExistError, FileNotFoundError):

@@ -219,12 +219,12 @@ def write_campaign(
     rank, size = comm.Get_rank(), comm.Get_size()
     mine = list(tasks[rank::size])
     rounds = comm.allreduce((len(mine) + batch - 1) // batch, op=MPI.MAX)
-    db = H5Database(path, "a") if rank == root else None
+    db, target, error = _open_target(path, dataset) if rank == root else (None, None, None)
+    # a writer that cannot start stops every rank (rather than leave them waiting)
+    error = comm.bcast(None if error is None else f"rank {root}: {error}", root=root)
     written = stored = 0
-    error: str | None = None
     try:
-        target = _dataset(db, dataset) if db is not None else None
-        for r in range(rounds):
+        for r in range(rounds if error is None else 0):
             results: list[Result] = []
             failed = None
             try:
@@ -251,6 +251,20 @@ def write_campaign(
         msg = f"write_campaign failed ({stored} datapoints stored before): {error}"
         raise HARDSError(msg)
     return written
+
+
+def _open_target(
+    path: str | os.PathLike[str], dataset: str
+) -> tuple[H5Database | None, H5Dataset | None, str | None]:
+    """Open the campaign and its dataset on the writer rank, or say why it cannot."""
+    db = None
+    try:
+        db = H5Database(path, "a")
+        return db, _dataset(db, dataset), None
+    except (HARDSError, OSError, TypeError, ValueError) as exc:
+        if db is not None:
+            db.close()
+        return None, None, f"opening {path}: {type(exc).__name__}: {exc}"
 
 
 def _store(target: H5Dataset, gathered: list[list[Result]]) -> int:
