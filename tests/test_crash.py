@@ -161,3 +161,19 @@ def test_time_is_not_wasted(db_path: Path) -> None:
     assert not report.cleared_flags
     with H5Database(db_path, "r") as db:
         assert db.recursively_get_datapoint("ds/p").data == {"a": 1}
+
+
+def test_compact_and_recover_through_a_symlink_rewrite_its_target(tmp_path: Path) -> None:
+    real = tmp_path / "real" / "data.h5"
+    real.parent.mkdir()
+    with H5Database.create_database(real) as db:
+        db.create_dataset("ds").create_datapoint("p").add_data({"a": 1})
+    link = tmp_path / "link.h5"
+    link.symlink_to(real)
+    compact(link)
+    recover(link, force=True)
+    assert link.is_symlink()
+    with H5Database(link) as db:
+        db.get_dataset("ds").create_datapoint("new")
+    with H5Database(real, "r") as db:
+        assert db.get_dataset("ds").datapoints == ["p", "new"]

@@ -103,3 +103,9 @@ def test_many_processes_open_a_missing_file_with_mode_a(db_path: Path) -> None:
     assert [p.wait(timeout=120) for p in procs] == [0] * 6  # no 'already exists' loser
     with H5Database(db_path, "r") as db:
         assert sorted(db.get_dataset("d").datapoints) == sorted(f"w{i}" for i in range(6))
+
+
+def test_swmr_reader_beside_a_plain_reader_is_a_lock_error(db_path: Path) -> None:
+    H5Database.create_database(db_path).close()
+    with H5Database(db_path, "r"), pytest.raises(DatabaseLockedError, match="this process"):
+        H5Database(db_path, "r", swmr=True)

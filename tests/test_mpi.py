@@ -99,6 +99,11 @@ try:  # compute fails on rank 1 in round 2: every rank raises, rounds before sta
 except HARDSError as exc:
     print(f"rank {rank} compute-error: {exc}", flush=True)
 
+try:  # the writer fails on a malformed result (files not a dict): every rank hears it
+    mpi.write_campaign(comm, out, "malformed", range(4), lambda i: (f"m{i}", {}, ["x"]))
+except HARDSError as exc:
+    print(f"rank {rank} store-error: {exc}", flush=True)
+
 try:  # the writer cannot even start (a bad dataset name): every rank raises at once
     mpi.write_campaign(comm, out, "bad name", range(8), compute)
 except HARDSError as exc:
@@ -155,6 +160,8 @@ def test_write_campaign_files_nested_dataset_and_errors(tmp_path: Path) -> None:
         done.stdout,
     )
     assert sorted(started) == ["0", "1", "2", "3"]
+    stored = re.findall(r"rank (\d) store-error: .*rank 0: AttributeError", done.stdout)
+    assert sorted(stored) == ["0", "1", "2", "3"]
     assert sorted(re.findall(r"rank (\d) sum (\d+)", done.stdout)) == [
         (str(r), str(sum(range(30)))) for r in range(4)
     ]

@@ -301,3 +301,60 @@ def test_killed_live_writer_readers_survive_and_recover_keeps_flushed(db_path: P
         recovered = db.get_dataset("ds").datapoints
     assert len(recovered) >= acknowledged
     assert recovered == [f"p{i}" for i in range(len(recovered))]
+
+
+CHURN_LIVE = """
+import sys, time
+from hards_h5 import H5Database
+end, starts = time.monotonic() + float(sys.argv[2]), 0
+while time.monotonic() < end:
+    with H5Database(sys.argv[1], timeout=30) as db:
+        db.start_swmr()  # must never fail because another process probes the file
+        assert db._live_lock.held
+        starts += 1
+print(starts)
+"""
+CHURN_OPEN = """
+import sys, time
+from hards_h5 import DatabaseLockedError, H5Database, RecoveryNeededError
+end, wrong = time.monotonic() + float(sys.argv[2]), 0
+while time.monotonic() < end:
+    try:
+        H5Database(sys.argv[1]).close()
+    except DatabaseLockedError:
+        pass
+    except RecoveryNeededError:  # 'the writer died' said of a live one
+        wrong += 1
+    time.sleep(0.005)  # (no fairness between lockers: leave the live writer a turn)
+print(wrong)
+"""
+CHURN_RECOVER = """
+import sys, time
+from hards_h5 import DatabaseLockedError, HARDSError, recover
+end, rewritten = time.monotonic() + float(sys.argv[2]), 0
+while time.monotonic() < end:
+    try:
+        rewritten += recover(sys.argv[1]).rewritten  # the file is never dead: never rewritten
+    except (DatabaseLockedError, HARDSError):
+        pass
+    time.sleep(0.005)
+print(rewritten)
+"""
+
+
+def test_starting_live_mode_leaves_no_unlocked_moment(db_path: Path) -> None:
+    """A live writer's lock is taken before HDF5 drops its own, so waiting writers
+    and recover never see the file unlocked while a writer enters live mode."""
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(db_path), "6"], stdout=subprocess.PIPE, text=True
+        )
+        for code in (CHURN_LIVE, CHURN_OPEN, CHURN_RECOVER)
+    ]
+    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    starts, wrong, rewritten = map(int, outputs)
+    assert starts > 0
+    assert (wrong, rewritten) == (0, 0)

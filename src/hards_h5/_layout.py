@@ -369,7 +369,7 @@ def _translate_open_error(path: Path, exc: OSError) -> Exception:
             f"'hards-h5 recover {path}'"
         )
         return RecoveryNeededError(msg)
-    if "already open for" in lowered:
+    if "already open for" in lowered or "not the same for file that is already open" in lowered:
         msg = (
             f"{path}: this process already has the file open in another mode; "
             "close that H5Database first (HDF5 allows one mode per file per process)"

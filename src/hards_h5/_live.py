@@ -8,9 +8,13 @@ jittered back-off until the other process is done.
 HDF5 *drops* its lock when a writer starts SWMR mode (so that SWMR readers can
 open the file), which would let a second writer, or ``hards-h5 recover``, take a
 file that a live writer is still appending to.  A live writer therefore holds a
-:class:`LiveLock` — a shared ``flock`` on the campaign file itself, the kind SWMR
-readers take too — until its file is closed: readers still come and go, while
-every exclusive opener (a writer, recover, compact) keeps failing, or waiting.
+:class:`LiveLock` until its file is closed: on Linux an open-file-description
+(OFD) read lock on the campaign file, a kind of lock HDF5's ``flock`` does not
+see, so it is taken *before* HDF5 lets go of its own — no moment passes with the
+file unlocked.  Readers still come and go, while every exclusive opener (a
+writer, recover, compact) sees the lock (:func:`in_use`, :func:`claim_exclusive`)
+and keeps failing, or waiting.  Where OFD locks do not exist the LiveLock is a
+shared ``flock`` taken just after HDF5 drops its own.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import errno
 import fcntl
 import os
 import random
+import struct
+import sys
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -29,7 +35,15 @@ from hards_h5 import _layout
 from hards_h5._superblock import status_flags
 from hards_h5.errors import DatabaseLockedError, HARDSError, RecoveryNeededError
 
-__all__ = ["LiveLock", "WriterClaim", "in_use", "open_waiting"]
+__all__ = [
+    "LiveLock",
+    "WriterClaim",
+    "claim_exclusive",
+    "in_use",
+    "live_lock_present",
+    "open_waiting",
+    "start_swmr_write",
+]
 
 _FIRST_WAIT = 0.005
 _MAX_WAIT = 0.25
@@ -68,6 +82,10 @@ def _open_live_aware(path: Path, mode: str, *, swmr: bool) -> h5py.File:
     A SWMR writer's file carries the "open for writing" status flags that a dead
     writer leaves behind; the two differ in the writer's :class:`LiveLock`.
     """
+    if not swmr and live_lock_present(path):
+        # Without touching HDF5's flock: a writer entering live mode briefly
+        # re-takes it, and a probe at that moment would make it fail.
+        raise _live_writer_error(path, mode)
     try:
         return _layout.open_file(path, mode, swmr=swmr)
     except DatabaseLockedError as exc:
@@ -75,9 +93,17 @@ def _open_live_aware(path: Path, mode: str, *, swmr: bool) -> h5py.File:
             raise
         raise _live_writer_error(path, mode) from exc
     except RecoveryNeededError as exc:
-        if not in_use(path):
-            raise
-        raise _live_writer_error(path, mode) from exc
+        # The status flags say a writer has the file.  A live one holds a lock
+        # (every writer takes one before setting the flags and drops it after
+        # clearing them); a dead one does not.  A writer closing between our
+        # open and the probe is neither: seen by the flags being clear again.
+        if not status_flags_set(path):
+            raise _closing_error(path) from exc
+        if in_use(path):
+            raise _live_writer_error(path, mode) from exc
+        if not status_flags_set(path):
+            raise _closing_error(path) from exc
+        raise
 
 
 def _live_writer_error(path: Path, mode: str) -> DatabaseLockedError:
@@ -93,6 +119,19 @@ def _live_writer_error(path: Path, mode: str) -> DatabaseLockedError:
     return DatabaseLockedError(msg)
 
 
+def _closing_error(path: Path) -> DatabaseLockedError:
+    msg = f"{path}: a writer was just closing the file; try again (or pass timeout=SECONDS)"
+    return DatabaseLockedError(msg)
+
+
+def status_flags_set(path: Path) -> bool:
+    """Whether the superblock says a writer has ``path`` open (True if unreadable)."""
+    try:
+        return bool(status_flags(path))
+    except (HARDSError, OSError):
+        return True
+
+
 def _swmr_writer_flag(path: Path) -> bool:
     """Whether the superblock says a SWMR writer has ``path`` open."""
     try:
@@ -101,8 +140,26 @@ def _swmr_writer_flag(path: Path) -> bool:
         return False
 
 
+def live_lock_present(path: Path) -> bool:
+    """Whether a SWMR live writer's (OFD) lock is on ``path``; the probe takes no lock."""
+    if _OFD_GETLK is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return _ofd(fd, _OFD_GETLK, fcntl.F_WRLCK) != fcntl.F_UNLCK
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def in_use(path: Path) -> bool:
-    """Whether some process holds a ``flock`` on ``path`` (probed without blocking)."""
+    """Whether some process holds HDF5's ``flock`` or a live writer's lock on ``path``."""
+    if live_lock_present(path):
+        return True
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -115,6 +172,79 @@ def in_use(path: Path) -> bool:
         return False
     finally:
         os.close(fd)  # also releases the probe's lock
+
+
+def claim_exclusive(fd: int) -> bool:
+    """Take the OFD write lock on ``fd``'s file unless a live writer holds its lock.
+
+    For recover and compact, which already hold HDF5's ``flock`` exclusively: a
+    SWMR live writer has dropped that one, but not its :class:`LiveLock`.  The
+    claim lasts until ``fd`` is closed.  True where OFD locks do not exist.
+    """
+    if _OFD_SETLK is None:
+        return True
+    try:
+        _ofd(fd, _OFD_SETLK, fcntl.F_WRLCK)
+    except OSError as exc:
+        if exc.errno in {errno.EAGAIN, errno.EACCES}:
+            return False
+        raise
+    return True
+
+
+# Open-file-description record locks (Linux >= 3.15): unlike flock they do not
+# meet HDF5's flock, and unlike classic POSIX locks they are not dropped when
+# the process closes some other descriptor of the same file.
+_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
+_OFD_GETLK: int | None = getattr(fcntl, "F_OFD_GETLK", None)
+_FLOCK_STRUCT = "hhqqi4x"  # struct flock on 64-bit Linux: type, whence, start, len, pid
+if struct.calcsize(_FLOCK_STRUCT) != 32 or not sys.platform.startswith("linux"):  # noqa: PLR2004
+    _OFD_SETLK = _OFD_GETLK = None
+
+
+def _ofd(fd: int, command: int, kind: int) -> int:
+    """Run an OFD lock ``command`` for the whole file; return the answer's lock type."""
+    request = struct.pack(_FLOCK_STRUCT, kind, os.SEEK_SET, 0, 0, 0)
+    answer = fcntl.fcntl(fd, command, request)
+    kind_now: int = struct.unpack(_FLOCK_STRUCT, answer)[0]
+    return kind_now
+
+
+_SWMR_START_PATIENCE = 5.0  # seconds
+
+
+def start_swmr_write(h5: h5py.File, path: Path) -> None:
+    """Switch ``h5`` to SWMR writing, retrying while HDF5 cannot re-take its lock.
+
+    HDF5 (2.0) drops its ``flock``, takes it again and drops it for good while
+    starting SWMR; another process probing the file in between makes that
+    second take fail.  HDF5 then leaves the file as it was (an ordinary writer),
+    so trying again is safe.
+
+    Raises
+    ------
+    DatabaseLockedError
+        If the lock could not be taken back for several seconds.
+
+    """
+    deadline = time.monotonic() + _SWMR_START_PATIENCE
+    wait = 0.001
+    while True:
+        try:
+            h5.swmr_mode = True
+        except RuntimeError as exc:  # noqa: PERF203 - a retry loop
+            if "unable to lock file" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                msg = (
+                    f"{path}: could not start SWMR live mode: other processes kept "
+                    f"locking the file for {_SWMR_START_PATIENCE:g} s"
+                )
+                raise DatabaseLockedError(msg) from exc
+            time.sleep(wait * random.uniform(0.5, 1.5))  # noqa: S311 - jitter
+            wait = min(wait * 2, 0.05)
+        else:
+            return
 
 
 class WriterClaim:
@@ -194,20 +324,28 @@ class LiveLock:
         """Whether the lock is held."""
         return self._fd is not None
 
+    @property
+    def before_hdf5_unlocks(self) -> bool:
+        """Whether the lock is taken before HDF5 drops its own (OFD), or just after."""
+        return _OFD_SETLK is not None
+
     def acquire(self, path: Path) -> None:
-        """Take the shared lock on ``path`` (it does not block: the writer has the file).
+        """Take the lock on ``path`` (it does not block: the writer has the file).
 
         Raises
         ------
         DatabaseLockedError
-            If another process holds an exclusive lock on ``path``.
+            If another process holds a conflicting lock on ``path``.
 
         """
         if self._fd is not None:
             return
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            if _OFD_SETLK is not None:
+                _ofd(fd, _OFD_SETLK, fcntl.F_RDLCK)
+            else:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
             msg = f"{path}: cannot start SWMR live mode, another process locks the file: {exc}"

@@ -795,9 +795,18 @@ class H5Database(_Children, AbstractDatabase):
             return
         h5 = self._file()
         _write_through(h5, self._logs, self._path, closing=False)
-        h5.swmr_mode = True  # HDF5 drops its own file lock here ...
+        # HDF5 drops its own file lock when SWMR starts, so the live writer holds
+        # its own lock until the file is closed: taken before HDF5 lets go where
+        # the platform allows it, so that no moment passes with the file unlocked.
+        # (If starting fails, the live lock stays until close: HDF5 may have let
+        # go of its own lock by then.)
+        early = self._live_lock.before_hdf5_unlocks
+        if early:
+            self._live_lock.acquire(self._path)
+        _live.start_swmr_write(h5, self._path)
+        if not early:
+            self._live_lock.acquire(self._path)
         self._live = True
-        self._live_lock.acquire(self._path)  # ... so hold ours until the file is closed
 
     def refresh(self) -> None:
         """Make this reader see what the SWMR writer has flushed since the last call.

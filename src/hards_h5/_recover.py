@@ -23,7 +23,7 @@ from pathlib import Path
 import h5py
 
 from hards_h5 import _blobs, _codec, _layout
-from hards_h5._live import in_use
+from hards_h5._live import claim_exclusive, in_use, live_lock_present
 from hards_h5._log import DatasetLog, FileRef
 from hards_h5._progress import Progress, Tally
 from hards_h5._superblock import clear_status_flags, status_flags
@@ -145,21 +145,25 @@ def left_open_problem(path: Path, flags: int) -> str:
 def _exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive flock on ``path`` (HDF5's own lock), or raise if in use."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDWR)  # (an OFD write lock needs a writable descriptor)
     except FileNotFoundError:
         msg = f"{path}: no such campaign file"
         raise StoreFileNotFoundError(msg) from None
     try:
+        busy = (
+            f"{path}: another process has the file open; close it (or wait for "
+            "the writer to finish) before running this"
+        )
+        if live_lock_present(path):  # checked first: leave HDF5's flock alone then
+            raise DatabaseLockedError(busy)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno in {errno.EWOULDBLOCK, errno.EAGAIN}:
-                msg = (
-                    f"{path}: another process has the file open; close it (or wait for "
-                    "the writer to finish) before running this"
-                )
-                raise DatabaseLockedError(msg) from None
+                raise DatabaseLockedError(busy) from None
             raise
+        if not claim_exclusive(fd):  # a SWMR live writer, which HDF5's lock no longer shows
+            raise DatabaseLockedError(busy)
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -266,14 +270,22 @@ def _replace(tmp: Path, path: Path) -> None:
     _layout.fsync_dir(path.parent)
 
 
+def _target(path: str | os.PathLike[str]) -> Path:
+    """Return the file to rewrite: a symlink's target, so the link keeps pointing at it."""
+    target = Path(path)
+    return target.resolve() if target.is_symlink() else target
+
+
 def _scratch(path: Path, what: str) -> Path:
     return path.with_name(f".{path.name}.{what}-{secrets.token_hex(4)}")
 
 
-def _remove_stale_scratch(path: Path, what: str) -> None:
-    for stale in path.parent.glob(f".{path.name}.{what}-*"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+def _remove_stale_scratch(path: Path) -> None:
+    """Remove scratch files of a compact or recover that was killed (caller holds the lock)."""
+    for what in ("compact", "recover"):
+        for stale in path.parent.glob(f".{path.name}.{what}-*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 def _rewrite_in_place(
@@ -338,10 +350,10 @@ def compact(path: str | os.PathLike[str], *, progress: Progress | None = None) -
         If the file has damaged records or files (run ``hards-h5 check``).
 
     """
-    path = Path(path)
+    path = _target(path)
     preflight(path)
-    _remove_stale_scratch(path, "compact")
     with _exclusive(path):
+        _remove_stale_scratch(path)  # only under the lock: not a running one's
         if status_flags(path):
             msg = f"{path}: left open by a writer that died; run 'hards-h5 recover {path}' first"
             raise RecoveryNeededError(msg)
@@ -384,22 +396,24 @@ def recover(
         If HDF5 cannot read the file's structure at all.
 
     """
-    path = Path(path)
-    flags = preflight(path)
-    _remove_stale_scratch(path, "recover")
-    if not flags and not force:
-        healthy = check(path, progress=progress)  # (a writer at work makes it fail)
-        if healthy.ok:
-            size = path.stat().st_size
-            return RewriteReport(
-                datasets=healthy.datasets,
-                datapoints=healthy.datapoints,
-                files=healthy.files,
-                bytes_before=size,
-                bytes_after=size,
-                rewritten=False,
-            )
+    path = _target(path)
+    preflight(path)
     with _exclusive(path):
+        _remove_stale_scratch(path)  # only under the lock: not a running one's
+        if not force and not status_flags(path):
+            healthy = CheckReport(path)  # closed cleanly: anything to salvage?
+            with _open_unlocked(path) as f:
+                _check_open(f, healthy, progress)
+            if healthy.ok:
+                size = path.stat().st_size
+                return RewriteReport(
+                    datasets=healthy.datasets,
+                    datapoints=healthy.datapoints,
+                    files=healthy.files,
+                    bytes_before=size,
+                    bytes_after=size,
+                    rewritten=False,
+                )
         cleared = clear_status_flags(path)
         report = _rewrite_in_place(path, "recover", strict=False, backup=True, progress=progress)
     report.cleared_flags = cleared
@@ -441,11 +455,15 @@ def check(path: str | os.PathLike[str], *, progress: Progress | None = None) -> 
         report.problems.append(str(exc))
         return report
     with f:
-        report.format_version = int(f.attrs[_layout.ATTR_FORMAT])
-        tally = Tally(progress, _layout.total_log_rows(f) if progress else 0)
-        for names, group in _layout.walk_datasets(f):
-            _check_dataset(report, f[_layout.BLOBS], "/".join(names), group, tally)
+        _check_open(f, report, progress)
     return report
+
+
+def _check_open(f: h5py.File, report: CheckReport, progress: Progress | None) -> None:
+    report.format_version = int(f.attrs[_layout.ATTR_FORMAT])
+    tally = Tally(progress, _layout.total_log_rows(f) if progress else 0)
+    for names, group in _layout.walk_datasets(f):
+        _check_dataset(report, f[_layout.BLOBS], "/".join(names), group, tally)
 
 
 def _check_dataset(

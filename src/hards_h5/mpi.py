@@ -238,7 +238,7 @@ def write_campaign(
                     if error is None:
                         written += _store(target, [res for _, res in gathered])
                         db.flush()
-                except (HARDSError, OSError, TypeError, ValueError) as exc:
+                except Exception as exc:  # noqa: BLE001 - every rank must hear of it
                     error = f"rank {root}: {type(exc).__name__}: {exc}"
             error, stored = comm.bcast((error, written), root=root)
             if error is not None:
@@ -261,7 +261,7 @@ def _open_target(
     try:
         db = H5Database(path, "a")
         return db, _dataset(db, dataset), None
-    except (HARDSError, OSError, TypeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - every rank must hear of it
         if db is not None:
             db.close()
         return None, None, f"opening {path}: {type(exc).__name__}: {exc}"
