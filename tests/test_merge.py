@@ -10,7 +10,8 @@ import h5py
 import pytest
 
 from cli_runner import hards
-from hards_h5 import H5Database, MergeConflictError, MergeSourceError, merge
+from hards_h5 import FileIntegrityError, H5Database, MergeConflictError, MergeSourceError, merge
+from hards_h5._nodes import iter_datasets
 
 
 def _shard(path: Path, worker: int, src: Path) -> None:
@@ -186,3 +187,36 @@ def test_a_bad_input_leaves_no_output_behind(tmp_path: Path) -> None:
         assert done.returncode == 1
         assert "Traceback" not in done.stderr
         assert not out.exists(), bad
+
+
+def test_a_failed_merge_leaves_an_existing_output_as_it_was(tmp_path: Path) -> None:
+    """A damaged file found while copying (after automatic spills to the output)
+    rolls the output back: a merge happens completely or not at all."""
+    out, bad = tmp_path / "out.h5", tmp_path / "bad.h5"
+    _shard(out, 0, tmp_path / "log.txt")
+    src = tmp_path / "payload.bin"
+    src.write_bytes(b"payload " * 4096)
+    with H5Database.create_database(bad) as db:
+        ds = db.create_dataset("mc").create_dataset("sub")
+        for i in range(20_000):  # more than one spill of records into the output
+            ds.create_datapoint(f"b{i}").add_data({"i": i})
+        ds.get_datapoint("b19999").add_file(src)
+        extra = db.create_dataset("extra")
+        extra.create_datapoint("e").add_data({"x": 1})
+    with h5py.File(bad, "r+") as f:  # flip one byte of the attached file
+        f["blobs"][10] ^= 0xFF
+    before = _contents(out)
+    with pytest.raises(FileIntegrityError, match=r"bad\.h5: mc/sub/b19999: 'payload\.bin'"):
+        merge(out, [bad])
+    assert _contents(out) == before
+    done = hards("check", str(out))
+    assert done.returncode == 0, done.stderr
+
+
+def _contents(path: Path) -> dict[str, object]:
+    with H5Database(path, "r") as db:
+        return {
+            p.fullname(): (p.data, p.files)
+            for d in iter_datasets(db)
+            for p in d.recursively_get_datapoints(parents=False)
+        } | {"children": db.children}

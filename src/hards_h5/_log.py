@@ -233,6 +233,11 @@ class DatasetLog:
         """Whether records are waiting to be appended to the file."""
         return bool(self._pending)
 
+    def discard_pending(self) -> None:
+        """Forget the records not yet appended (an aborted merge rolls back)."""
+        self._pending = []
+        self._pending_bytes = 0
+
     def _push(self, item: _Pending) -> None:
         self._pending.append(item)
         self._pending_bytes += len(item.name) + len(item.body)

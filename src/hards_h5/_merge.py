@@ -14,11 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
+
 from hards_h5 import _blobs, _codec, _layout
 from hards_h5._log import DatasetLog, FileRef
 from hards_h5._nodes import H5Database, H5Dataset, iter_datasets
 from hards_h5._progress import Progress, Tally
-from hards_h5.errors import DoesNotExistError, MergeConflictError, MergeSourceError
+from hards_h5.errors import (
+    DoesNotExistError,
+    FileIntegrityError,
+    MergeConflictError,
+    MergeSourceError,
+)
 
 __all__ = ["MergeConflictError", "MergeReport", "merge"]
 
@@ -180,11 +187,56 @@ def _merge_into(
         if planner.conflicts:
             raise MergeConflictError(str(output), planner.conflicts)
         known = _blob_index(out)
-        for src_path in sources:
-            with H5Database(src_path, "r") as src:
-                for ds in iter_datasets(src):
-                    _copy_dataset(out, src, ds, known, report, tally=tally)
-                    _finish_dataset(tally, src, ds)
+        mark = _Mark.take(out)
+        try:
+            for src_path in sources:
+                with H5Database(src_path, "r") as src:
+                    for ds in iter_datasets(src):
+                        _copy_dataset(out, src, ds, known, report, tally=tally)
+                        _finish_dataset(tally, src, ds)
+        except BaseException:
+            mark.roll_back(out)  # an existing output is left as it was
+            raise
+
+
+@dataclass
+class _Mark:
+    """Where the output's append-only arrays ended before the copy: a rollback point.
+
+    Every log and ``/blobs`` only grow, so cutting them back to these lengths
+    (and unlinking datasets the merge created) undoes an unfinished merge.
+    """
+
+    rows: dict[str, tuple[int, int]]  # dataset group path -> (records rows, heap bytes)
+    blobs: int
+
+    @classmethod
+    def take(cls, out: H5Database) -> _Mark:
+        h5 = out._file()  # noqa: SLF001
+        out.flush()  # (nothing of the merge is pending yet)
+        rows = {
+            group.name: (group[_layout.RECORDS].shape[0], group[_layout.HEAP].shape[0])
+            for _, group in _layout.walk_datasets(h5)
+        }
+        return cls(rows, h5[_layout.BLOBS].shape[0])
+
+    def roll_back(self, out: H5Database) -> None:
+        for log in out._logs.values():  # noqa: SLF001
+            log.discard_pending()
+        out._logs.clear()  # noqa: SLF001
+        h5 = out._file()  # noqa: SLF001
+        created = []
+        for _, group in list(_layout.walk_datasets(h5)):
+            if group.name in self.rows:
+                rows, heap = self.rows[group.name]
+                group[_layout.RECORDS].resize((rows,))
+                group[_layout.HEAP].resize((heap,))
+            else:
+                created.append(group.name)
+        for name in created:  # parents come first; deleting one takes its children
+            if name in h5:
+                del h5[name]
+        h5[_layout.BLOBS].resize((self.blobs,))
 
 
 def _total_rows(sources: list[Path]) -> int:
@@ -231,6 +283,7 @@ def _copy_dataset(
             report.datasets += 1
     old = src._log(names)  # noqa: SLF001
     new = out._log(names)  # noqa: SLF001
+    label = "/".join(names)
     blobs_in, blobs_out = src._blobs(), out._blobs()  # noqa: SLF001
 
     def fold(node_old: int, node_new: int) -> None:
@@ -246,7 +299,9 @@ def _copy_dataset(
                 continue
             target = known.get(ref.sha256)
             if target is None:
-                target = known[ref.sha256] = _blobs.copy_blob(blobs_in, ref, blobs_out)
+                where = "/".join((*names, old.names[node_old - 1])) if node_old else label
+                target = _copy_file(blobs_in, ref, blobs_out, f"{src.path}: {where}: {fname!r}")
+                known[ref.sha256] = target
             new.set_file(node_new, fname, target)
             report.files += 1
 
@@ -260,6 +315,15 @@ def _copy_dataset(
             report.skipped_identical += 1
         fold(node, existing)
         tally.add()
+
+
+def _copy_file(blobs_in: h5py.Dataset, ref: FileRef, blobs_out: h5py.Dataset, what: str) -> FileRef:
+    """Copy one attached file's bytes (checked against its SHA-256) into the output."""
+    try:
+        return _blobs.copy_blob(blobs_in, ref, blobs_out)
+    except FileIntegrityError as exc:
+        msg = f"{what}: {exc}; nothing was merged"
+        raise FileIntegrityError(msg) from exc
 
 
 _MISSING = object()
