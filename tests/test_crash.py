@@ -15,7 +15,7 @@ import pytest
 
 import fault_harness
 from cli_runner import hards
-from hards_h5 import DatabaseLockedError, H5Database, RecoveryNeededError
+from hards_h5 import CorruptFileError, DatabaseLockedError, H5Database, RecoveryNeededError
 from hards_h5._recover import check, compact, recover
 from hards_h5._superblock import clear_status_flags, lookup3, status_flags
 
@@ -177,3 +177,33 @@ def test_compact_and_recover_through_a_symlink_rewrite_its_target(tmp_path: Path
         db.get_dataset("ds").create_datapoint("new")
     with H5Database(real, "r") as db:
         assert db.get_dataset("ds").datapoints == ["p", "new"]
+
+
+def test_recover_keeps_every_intact_record_after_damage_in_the_middle(db_path: Path) -> None:
+    with H5Database.create_database(db_path) as db:
+        ds = db.create_dataset("ds")
+        for i in range(2000):
+            ds.create_datapoint(f"p{i}").add_data({"i": i})
+        ds.get_datapoint("p5").add_data({"later": True})  # a DATA record near the end
+    with h5py.File(db_path, "r+") as f:  # flip one byte of p10's JSON, inside the heap
+        group = f["datasets/ds"]
+        row = group["records"][11]  # rows 0..1999 create p0..p1999 (data in the CREATE)
+        assert bytes(group["heap"][row["name_off"] : row["name_off"] + row["name_len"]]) == b"p11"
+        target = int(row["body_off"]) + 2
+        group["heap"][target] ^= 0x01
+    with (
+        H5Database(db_path, "r") as db,
+        pytest.raises(CorruptFileError, match="keeps every intact record"),
+    ):
+        db.get_dataset("ds").datapoints  # noqa: B018
+    found = check(db_path)
+    assert any("1 torn or damaged record(s)" in p for p in found.problems), found.problems
+    report = recover(db_path)
+    assert report.datapoints == 1999
+    assert any("1 incomplete or damaged record(s) dropped" in line for line in report.dropped)
+    with H5Database(db_path, "r") as db:
+        ds = db.get_dataset("ds")
+        assert ds.datapoints == [f"p{i}" for i in range(2000) if i != 11]
+        assert ds.get_datapoint("p1999").data == {"i": 1999}
+        assert ds.get_datapoint("p5").data == {"i": 5, "later": True}
+    assert check(db_path).ok

@@ -160,7 +160,7 @@ def test_write_campaign_files_nested_dataset_and_errors(tmp_path: Path) -> None:
         done.stdout,
     )
     assert sorted(started) == ["0", "1", "2", "3"]
-    stored = re.findall(r"rank (\d) store-error: .*rank 0: AttributeError", done.stdout)
+    stored = re.findall(r"rank (\d) store-error: .*?rank 0: AttributeError", done.stdout)
     assert sorted(stored) == ["0", "1", "2", "3"]
     assert sorted(re.findall(r"rank (\d) sum (\d+)", done.stdout)) == [
         (str(r), str(sum(range(30)))) for r in range(4)

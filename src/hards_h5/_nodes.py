@@ -880,9 +880,10 @@ class H5Database(_Children, AbstractDatabase):
                 # closed (or recovered) file every record is complete, so a bad one
                 # is damage.  Refuse rather than silently show a shorter dataset.
                 msg = (
-                    f"{self._path}: dataset {'/'.join(names)!r}: {log.torn_rows} damaged "
-                    f"record(s) fail their CRC; run 'hards-h5 check {self._path}' and "
-                    f"'hards-h5 recover {self._path}' to salvage the rest"
+                    f"{self._path}: dataset {'/'.join(names)!r}: a damaged record fails "
+                    f"its CRC ({log.torn_rows} record(s) from it on are unread); run "
+                    f"'hards-h5 check {self._path}' and 'hards-h5 recover {self._path}', "
+                    "which keeps every intact record"
                 )
                 raise CorruptFileError(msg)
             self._logs[names] = log

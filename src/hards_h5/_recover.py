@@ -26,6 +26,7 @@ from hards_h5 import _blobs, _codec, _layout
 from hards_h5._live import claim_exclusive, in_use, live_lock_present
 from hards_h5._log import DatasetLog, FileRef
 from hards_h5._progress import Progress, Tally
+from hards_h5._salvage import SalvagedLog, salvage_log
 from hards_h5._superblock import clear_status_flags, status_flags
 from hards_h5.errors import (
     CorruptFileError,
@@ -197,15 +198,21 @@ class _Copier:
     def dataset(self, names: tuple[str, ...], group: h5py.Group) -> int:
         label = "/".join(names)
         parent = self.dst[_layout.dataset_path(names[:-1])][_layout.DATASETS]
-        old = DatasetLog(group, writable=False)
-        if old.torn_rows:
+        replayed = DatasetLog(group, writable=False)
+        old: DatasetLog | SalvagedLog = replayed
+        if replayed.torn_rows:
             if self.strict:
-                msg = f"dataset {label!r}: {old.torn_rows} records after the last valid one"
+                msg = f"dataset {label!r}: {replayed.torn_rows} records after the last valid one"
                 raise CorruptFileError(msg)
+            old = salvage_log(group)  # every intact record, not only those before the damage
             self.report.dropped.append(
-                f"dataset {label!r}: {old.torn_rows} incomplete or damaged records "
-                "after the last committed one"
+                f"dataset {label!r}: {old.damaged} incomplete or damaged record(s) dropped"
             )
+            if old.orphaned:
+                self.report.dropped.append(
+                    f"dataset {label!r}: {old.orphaned} record(s) of datapoints whose "
+                    "creation record was damaged, dropped"
+                )
         new = DatasetLog(_layout.new_dataset_group(parent, names[-1]), writable=True)
         if old.data_json(0) != _codec.EMPTY:
             new.set_data(0, old.data_json(0))
@@ -220,7 +227,7 @@ class _Copier:
         self.tally.add_rest(_layout.log_rows(group), len(old.names))
         return len(old.names)
 
-    def files(self, old: DatasetLog, new: DatasetLog, node: int, label: str) -> None:
+    def files(self, old: DatasetLog | SalvagedLog, new: DatasetLog, node: int, label: str) -> None:
         for name, ref in old.files(node).items():
             target = self.copied.get(ref.sha256)
             if target is None:
@@ -478,9 +485,11 @@ def _check_dataset(
     report.datasets += 1
     report.datapoints += len(log.names)
     if log.torn_rows:
+        lost = salvage_log(group)
         report.problems.append(
-            f"dataset {label!r}: {log.torn_rows} records after the last valid one "
-            "(torn or damaged; 'hards-h5 recover' drops them)"
+            f"dataset {label!r}: {lost.damaged} torn or damaged record(s), "
+            f"{log.torn_rows} unread from the first on ('hards-h5 recover' keeps every "
+            f"intact one: {len(lost.names)} datapoints)"
         )
     for node in range(len(log.names) + 1):
         where = label if node == 0 else f"{label}/{log.names[node - 1]}"

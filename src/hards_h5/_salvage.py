@@ -1,0 +1,116 @@
+"""Salvage a damaged record log: every record that passes its CRC, not just a prefix.
+
+Replay (:class:`~hards_h5._log.DatasetLog`) stops at the first record that fails its
+CRC: after a crash that is the torn tail, and nothing after it was committed.
+Damage in the *middle* of a log (a flipped bit on disk) would make that prefix rule
+drop every record behind the damaged one.  ``hards-h5 recover`` therefore reads a
+damaged log with :func:`salvage_log`, which checks each record on its own:
+
+- a record whose CRC fails is dropped, and counted;
+- CREATE records keep their order; datapoints get new, consecutive node numbers,
+  and the other records are mapped to them by the node number they were written
+  with;
+- records about a datapoint whose CREATE record was lost, and CREATE records that
+  repeat a name, are dropped and counted too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import h5py
+
+from hards_h5 import _codec
+from hards_h5._layout import (
+    CREATE,
+    DATA,
+    FILE,
+    HEAP,
+    RECORD_DTYPE,
+    RECORDS,
+    read_bytes,
+    read_rows,
+    record_crc,
+)
+from hards_h5._log import FileRef
+
+__all__ = ["SalvagedLog", "salvage_log"]
+
+_SHA_OFFSET: int = RECORD_DTYPE.fields["sha256"][1]  # type: ignore[index]
+
+
+@dataclass
+class SalvagedLog:
+    """What :func:`salvage_log` kept, with the read interface the rewrite uses.
+
+    Attributes
+    ----------
+    names : list of str
+        Datapoint names in creation order.
+    damaged : int
+        Records that failed their CRC (or pointed outside the heap).
+    orphaned : int
+        Intact records about a datapoint whose CREATE record was lost, or that
+        repeat a datapoint name.
+    bodies : list of bytes
+        Each node's JSON data text (node 0: the dataset).
+    file_maps : list of dict
+        Each node's files by name.
+
+    """
+
+    names: list[str] = field(default_factory=list)
+    damaged: int = 0
+    orphaned: int = 0
+    bodies: list[bytes] = field(default_factory=lambda: [_codec.EMPTY])
+    file_maps: list[dict[str, FileRef]] = field(default_factory=lambda: [{}])
+
+    def data_json(self, node: int) -> bytes:
+        """Return the JSON text of ``node``'s data (node 0: the dataset)."""
+        return self.bodies[node]
+
+    def files(self, node: int) -> dict[str, FileRef]:
+        """Return ``node``'s files by name."""
+        return self.file_maps[node]
+
+
+def salvage_log(group: h5py.Group) -> SalvagedLog:
+    """Read every intact record of the dataset ``group``'s log (see the module doc)."""
+    records, heap_ds = group[RECORDS], group[HEAP]
+    rows = read_rows(records, 0, int(records.shape[0]))
+    heap = read_bytes(heap_ds, 0, int(heap_ds.shape[0]))
+    raw = rows.tobytes()
+    size = RECORD_DTYPE.itemsize
+    out = SalvagedLog()
+    nodes: dict[int, int] = {0: 0}  # node number written -> node number kept
+    seen: set[str] = set()
+    for i, row in enumerate(rows):
+        at = i * size
+        kind, node = int(row["kind"]), int(row["node"])
+        name_off, name_len = int(row["name_off"]), int(row["name_len"])
+        body_off, body_len = int(row["body_off"]), int(row["body_len"])
+        name = heap[name_off : name_off + name_len]
+        body = b"" if kind == FILE else heap[body_off : body_off + body_len]
+        whole = len(name) == name_len and (kind == FILE or len(body) == body_len)
+        if not whole or int(row["crc"]) != record_crc(raw[at : at + size - 4], name, body):
+            out.damaged += 1
+            continue
+        try:
+            text = name.decode()
+        except UnicodeDecodeError:
+            out.damaged += 1
+            continue
+        if kind == CREATE and node not in nodes and text not in seen:
+            seen.add(text)
+            out.names.append(text)
+            nodes[node] = len(out.names)
+            out.bodies.append(body or _codec.EMPTY)
+            out.file_maps.append({})
+        elif kind == DATA and node in nodes:
+            out.bodies[nodes[node]] = body
+        elif kind == FILE and node in nodes:
+            sha = raw[at + _SHA_OFFSET : at + _SHA_OFFSET + 32]
+            out.file_maps[nodes[node]][text] = FileRef(body_off, body_len, sha)
+        else:
+            out.orphaned += 1
+    return out
