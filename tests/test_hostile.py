@@ -527,3 +527,27 @@ def test_disk_filling_inside_hdf5_during_add_file(small_disk: Path, tmp_path: Pa
         assert point.data == {"i": 1}
         assert point.files == ["small.bin"]
         assert point.get_file("small.bin").read_bytes() == b"fits"
+
+
+def test_temporaries_of_killed_extractions_are_cleaned_up(tmp_path: Path) -> None:
+    db, _, _ = _planted_cache(tmp_path)
+    point = db.get_dataset("ds").get_datapoint("p")
+    folder = point.get_file("result.txt").parent
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stale = folder / f".result.txt.{done.stdout.strip()}.0123abcd.tmp"  # process gone
+    old = folder / ".result.txt.1.89ab.tmp"  # pid 1 lives, but nothing written for long
+    alive = folder / f".result.txt.{os.getppid()}.cdef.tmp"  # a live extraction
+    for path in (stale, old, alive):
+        path.write_bytes(b"partial")
+    os.utime(old, (0, 0))
+    (folder / "result.txt").unlink()  # so the next get_file extracts again
+    assert point.get_file("result.txt").read_text() == "the real result"
+    assert not stale.exists()
+    assert not old.exists()
+    assert alive.exists()
+    db.close()

@@ -7,7 +7,9 @@ it, makes it read-only (0o444) and renames it into place, so a path is either
 absent or complete.  Every directory is entered with ``O_NOFOLLOW`` relative to
 its parent's descriptor, so a planted symlink can neither redirect a write out of
 the cache nor be handed out; an existing cached file is hashed once per process
-before it is first handed out and replaced when it does not match.
+before it is first handed out and replaced when it does not match.  Temporaries
+of extractions that were killed are removed by the next extraction of the same
+content.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import os
 import secrets
 import stat
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -125,7 +128,8 @@ class ExtractionCache:
 
     @staticmethod
     def _extract(dfd: int, name: str, extract: Callable[[int], None]) -> None:
-        tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+        _remove_stale_temporaries(dfd, name)
+        tmp = f".{name}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
         fd = os.open(
             tmp,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -144,6 +148,38 @@ class ExtractionCache:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dfd)
             raise
+
+
+_STALE_AFTER = 3600.0  # seconds without a write: an extraction that is no more
+
+
+def _remove_stale_temporaries(dfd: int, name: str) -> None:
+    """Remove temporaries of ``name`` left by extractions that were killed.
+
+    A temporary is ``.<name>.<pid>.<random>.tmp``: stale when that process is
+    gone (it may have been on this machine), or when nothing has written to it
+    for an hour (another machine sharing the cache).
+    """
+    prefix = f".{name}."
+    for entry in os.listdir(dfd):
+        if not (entry.startswith(prefix) and entry.endswith(".tmp")):
+            continue
+        pid_text = entry[len(prefix) :].split(".", 1)[0]
+        try:
+            st = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        stale = time.time() - st.st_mtime > _STALE_AFTER
+        if not stale and pid_text.isdigit() and int(pid_text) != os.getpid():
+            try:
+                os.kill(int(pid_text), 0)
+            except ProcessLookupError:
+                stale = True
+            except PermissionError:  # alive, another user's
+                pass
+        if stale:
+            with contextlib.suppress(OSError):
+                os.unlink(entry, dir_fd=dfd)
 
 
 def _is_plain_file(path: Path, size: int) -> bool:
