@@ -95,3 +95,19 @@ def test_inspect_page_shows_real_h5ls_output(tmp_path: Path) -> None:
         return [line for line in text.splitlines() if "file size" not in line]
 
     assert stable(info) == stable(shown)
+
+
+def test_readme_example_runs_as_written(tmp_path: Path) -> None:
+    readme = (DOCS.parent / "README.md").read_text()
+    (code,) = [m.group(2) for m in FENCE.finditer(readme) if m.group(1) == "python"][:1]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "HARDS_H5_CACHE": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "'monte_carlo/bayes_opt/step.1', 'monte_carlo/run.0001'" in done.stdout
