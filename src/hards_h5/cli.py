@@ -178,7 +178,11 @@ def get(file: Path, path: str, name: str, output: Path | None, force: bool) -> N
 @click.argument("file", type=_PATH)
 @click.argument("dataset")
 @click.argument("spec", metavar="FILTER")
-@click.option("--own", is_flag=True, help="Only the dataset's own datapoints, not inherited.")
+@click.option(
+    "--own",
+    is_flag=True,
+    help="Only the dataset's own datapoints, not its parents' (parents=False in Python).",
+)
 @click.option("--data", "with_data", is_flag=True, help="Print each match's data too.")
 def find(file: Path, dataset: str, spec: str, own: bool, with_data: bool) -> None:
     """List the datapoints of DATASET whose data match FILTER (a JSON filter).

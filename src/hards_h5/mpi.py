@@ -107,7 +107,7 @@ def map_reduce(
     combine: Callable[[R, R], R],
     *,
     initial: R,
-    inherited: bool = True,
+    parents: bool = True,
 ) -> R:
     """Apply ``func`` to a dataset's datapoints across the ranks and combine the results.
 
@@ -129,9 +129,10 @@ def map_reduce(
         Combines two values; associative, e.g. ``operator.add``.
     initial : object
         The identity of ``combine`` (``0`` for addition).
-    inherited : bool
-        Include the datapoints of the dataset's ancestors
-        (``recursively_get_datapoints``); only its own when False.
+    parents : bool
+        Include the datapoints of the dataset's ancestors, as
+        ``recursively_get_datapoints(parents=...)``, ``find`` and ``to_dataframe``
+        do; only its own when False.
 
     Returns
     -------
@@ -149,7 +150,7 @@ def map_reduce(
         partial = initial
         try:
             ds = db.recursively_get_dataset(dataset)
-            points = ds.recursively_get_datapoints(parents=inherited)
+            points = ds.recursively_get_datapoints(parents=parents)
             partial = functools.reduce(combine, map(func, split(comm, points)), initial)
         except Exception as exc:  # noqa: BLE001 - reported to every rank below
             error = f"rank {comm.Get_rank()}: {type(exc).__name__}: {exc}"
