@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -207,3 +208,38 @@ def test_recover_keeps_every_intact_record_after_damage_in_the_middle(db_path: P
         assert ds.get_datapoint("p1999").data == {"i": 1999}
         assert ds.get_datapoint("p5").data == {"i": 5, "later": True}
     assert check(db_path).ok
+
+
+def test_compact_and_recover_of_a_read_only_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ro.h5"
+    with H5Database.create_database(path) as db:
+        db.create_dataset("ds").create_datapoint("p").add_data({"a": 1})
+    path.chmod(0o444)  # rewriting needs the directory, not the file, to be writable
+    if os.geteuid() == 0:  # root may open anything for writing: refuse as the kernel would
+        real_open = os.open
+
+        def no_write(file: object, flags: int, *args: object, **kwargs: object) -> int:
+            if Path(str(file)) == path and flags & os.O_RDWR:
+                raise PermissionError(13, "Permission denied", str(file))
+            return real_open(file, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "open", no_write)
+    compact(path)
+    recover(path, force=True)
+    monkeypatch.undo()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    with H5Database(path, "r") as db:
+        assert db.recursively_get_datapoint("ds/p").data == {"a": 1}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_recover_by_root_keeps_the_owner(db_path: Path) -> None:
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds")
+    os.chown(db_path, 65534, 65534)
+    db_path.chmod(0o640)
+    recover(db_path, force=True)
+    st = db_path.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (65534, 65534, 0o640)

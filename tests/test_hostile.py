@@ -530,6 +530,8 @@ def test_disk_filling_inside_hdf5_during_add_file(small_disk: Path, tmp_path: Pa
 
 
 def test_temporaries_of_killed_extractions_are_cleaned_up(tmp_path: Path) -> None:
+    from hards_h5._cache import _HOST
+
     db, _, _ = _planted_cache(tmp_path)
     point = db.get_dataset("ds").get_datapoint("p")
     folder = point.get_file("result.txt").parent
@@ -539,15 +541,24 @@ def test_temporaries_of_killed_extractions_are_cleaned_up(tmp_path: Path) -> Non
         text=True,
         check=True,
     )
-    stale = folder / f".result.txt.{done.stdout.strip()}.0123abcd.tmp"  # process gone
-    old = folder / ".result.txt.1.89ab.tmp"  # pid 1 lives, but nothing written for long
-    alive = folder / f".result.txt.{os.getppid()}.cdef.tmp"  # a live extraction
-    for path in (stale, old, alive):
+    dead = done.stdout.strip()
+
+    def temp(name: str, host: str, pid: object) -> Path:
+        path = folder / f".{name}.{host}.{pid}.{'ab' * 8}.tmp"
         path.write_bytes(b"partial")
+        return path
+
+    stale = temp("result.txt", _HOST, dead)  # made here by a process that is gone
+    old = temp("result.txt", "0badc0de", 1)  # another machine's, nothing written for long
     os.utime(old, (0, 0))
+    alive = temp("result.txt", _HOST, os.getppid())  # a live extraction here
+    elsewhere = temp("result.txt", "0badc0de", dead)  # another machine's, recent: kept
+    other_name = temp("result.txt.v2", _HOST, dead)  # another name's: not ours to judge
     (folder / "result.txt").unlink()  # so the next get_file extracts again
     assert point.get_file("result.txt").read_text() == "the real result"
     assert not stale.exists()
     assert not old.exists()
     assert alive.exists()
+    assert elsewhere.exists()
+    assert other_name.exists()
     db.close()

@@ -220,3 +220,21 @@ def _contents(path: Path) -> dict[str, object]:
             for d in iter_datasets(db)
             for p in d.recursively_get_datapoints(parents=False)
         } | {"children": db.children}
+
+
+def test_a_new_output_appears_complete_or_not_at_all(tmp_path: Path) -> None:
+    good = tmp_path / "good.h5"
+    _shard(good, 0, tmp_path / "log.txt")
+    bad = tmp_path / "bad.h5"
+    _shard(bad, 1, tmp_path / "log.txt")
+    with h5py.File(bad, "r+") as f:  # damage w1-0's log.txt
+        f["blobs"][5] ^= 0xFF
+    out = tmp_path / "new.h5"
+    with pytest.raises(FileIntegrityError):
+        merge(out, [good, bad])
+    assert not out.exists()
+    assert not [p.name for p in tmp_path.iterdir() if ".merge-" in p.name]  # no scratch left
+    report = merge(out, [good])
+    assert report.datapoints == 100
+    with H5Database(out, "r") as db:
+        assert len(db.recursively_get_dataset("mc/sub").datapoints) == 100

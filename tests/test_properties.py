@@ -214,3 +214,8 @@ def test_long_double_arrays_become_floats(shared_db: H5Database) -> None:
     dp = shared_db.get_dataset("ds").create_datapoint(f"ld{next(_counter)}")
     dp.add_data({"a": np.array([1.5, 2.25], dtype=np.longdouble), "s": np.longdouble(0.5)})
     assert dp.data == {"a": [1.5, 2.25], "s": 0.5}
+    huge = np.array([np.longdouble("1e400"), 1.5], dtype=np.longdouble)  # no float holds it
+    if np.isfinite(huge[0]):  # (where long double is wider than a float)
+        with pytest.raises(InvalidDataError, match="too large"):
+            dp.add_data({"a": huge})
+        assert dp.data == {"a": [1.5, 2.25], "s": 0.5}

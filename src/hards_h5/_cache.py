@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
+import socket
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -129,7 +131,7 @@ class ExtractionCache:
     @staticmethod
     def _extract(dfd: int, name: str, extract: Callable[[int], None]) -> None:
         _remove_stale_temporaries(dfd, name)
-        tmp = f".{name}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
+        tmp = f".{name}.{_HOST}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
         fd = os.open(
             tmp,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -151,31 +153,35 @@ class ExtractionCache:
 
 
 _STALE_AFTER = 3600.0  # seconds without a write: an extraction that is no more
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def _remove_stale_temporaries(dfd: int, name: str) -> None:
     """Remove temporaries of ``name`` left by extractions that were killed.
 
-    A temporary is ``.<name>.<pid>.<random>.tmp``: stale when that process is
-    gone (it may have been on this machine), or when nothing has written to it
-    for an hour (another machine sharing the cache).
+    A temporary is ``.<name>.<host>.<pid>.<random>.tmp``: stale when it was made
+    on this machine by a process that is gone, or when nothing has written to it
+    for an hour (a cache shared between machines).
     """
-    prefix = f".{name}."
+    pattern = re.compile(
+        rf"\.{re.escape(name)}\.([0-9a-f]{{8}})\.([0-9]{{1,10}})\.[0-9a-f]{{16}}\.tmp"
+    )
     for entry in os.listdir(dfd):
-        if not (entry.startswith(prefix) and entry.endswith(".tmp")):
+        match = pattern.fullmatch(entry)
+        if match is None:
             continue
-        pid_text = entry[len(prefix) :].split(".", 1)[0]
         try:
             st = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
         except FileNotFoundError:
             continue
         stale = time.time() - st.st_mtime > _STALE_AFTER
-        if not stale and pid_text.isdigit() and int(pid_text) != os.getpid():
+        host, pid = match.group(1), int(match.group(2))
+        if not stale and host == _HOST and pid != os.getpid():
             try:
-                os.kill(int(pid_text), 0)
+                os.kill(pid, 0)
             except ProcessLookupError:
                 stale = True
-            except PermissionError:  # alive, another user's
+            except (PermissionError, OverflowError):  # alive (another user's), or absurd
                 pass
         if stale:
             with contextlib.suppress(OSError):

@@ -31,7 +31,7 @@ _ENCODER = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
 )
 _SCALARS = (str, int, bool, type(None))
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS = re.compile(rb"[0-9]{20}|-[0-9]{19}")  # may exceed orjson's 64-bit ints
 
 
 def encode_data(new_data: object) -> dict[str, Any]:
@@ -100,8 +100,8 @@ def dumps(value: dict[str, Any]) -> bytes:
 def decode(raw: bytes | str) -> dict[str, Any]:
     """Parse stored JSON (UTF-8) into a fresh dict.
 
-    orjson parses integers beyond 64 bits as floats, silently, so a text with a
-    run of 19 or more digits (which may be such an integer) goes to the standard
+    orjson parses integers beyond 64 bits as floats, silently, so a text that may
+    hold one (20 digits in a row, or a minus sign and 19) goes to the standard
     library, which keeps every integer exact.
     """
     if _LONG_DIGITS.search(raw.encode() if isinstance(raw, str) else raw):
@@ -211,9 +211,12 @@ def _convert_array(value: np.ndarray[Any, Any], where: str, depth: int, seen: se
     if depth + value.ndim >= MAX_DEPTH:
         msg = f"{where} nests deeper than {MAX_DEPTH} levels"
         raise InvalidDataError(msg)
-    if kind == "f" and value.size and not bool(np.isfinite(value).all()):
-        msg = f"{where} holds NaN or infinity; JSON has neither"
-        raise InvalidDataError(msg)
     if kind == "f" and value.dtype.itemsize > np.dtype(np.float64).itemsize:
-        value = value.astype(np.float64)  # long double: tolist() would keep numpy scalars
+        # long double: tolist() would keep numpy scalars; too big a value becomes
+        # inf here, and is refused just below
+        with np.errstate(over="ignore"):
+            value = value.astype(np.float64)
+    if kind == "f" and value.size and not bool(np.isfinite(value).all()):
+        msg = f"{where} holds NaN or infinity (or a value too large for a float); JSON has neither"
+        raise InvalidDataError(msg)
     return _convert(value.tolist(), where, depth, seen) if kind == "U" else value.tolist()

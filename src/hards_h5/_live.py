@@ -25,6 +25,7 @@ import os
 import random
 import struct
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import ClassVar
@@ -113,8 +114,8 @@ def _live_writer_error(path: Path, mode: str) -> DatabaseLockedError:
         else "wait for it to close with H5Database(path, timeout=SECONDS)"
     )
     msg = (
-        f"{path}: a SWMR live writer has the file open (or readers are still "
-        f"attached to what it left); {how}"
+        f"{path}: a SWMR live writer has the file open (or recover/compact is "
+        f"rewriting it, or readers are still attached to what a writer left); {how}"
     )
     return DatabaseLockedError(msg)
 
@@ -259,6 +260,7 @@ class WriterClaim:
     """
 
     _held: ClassVar[set[tuple[int, int]]] = set()
+    _guard: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: Path) -> None:
         try:
@@ -267,14 +269,15 @@ class WriterClaim:
             self._key: tuple[int, int] | None = None  # opening will raise the real error
             return
         key = (st.st_dev, st.st_ino)
-        if key in self._held:
-            msg = (
-                f"{path}: this process already has the file open for writing; close "
-                "that H5Database first (or restart the interpreter). Two writers in one "
-                "process would lose each other's changes"
-            )
-            raise DatabaseLockedError(msg)
-        self._held.add(key)
+        with self._guard:
+            if key in self._held:
+                msg = (
+                    f"{path}: this process already has the file open for writing; close "
+                    "that H5Database first (or restart the interpreter). Two writers in "
+                    "one process would lose each other's changes"
+                )
+                raise DatabaseLockedError(msg)
+            self._held.add(key)
         self._key = key
 
     @classmethod
@@ -306,7 +309,8 @@ class WriterClaim:
         """Give the claim up (once the file is closed); safe to call twice."""
         key, self._key = self._key, None
         if key is not None:
-            self._held.discard(key)
+            with self._guard:
+                self._held.discard(key)
 
 
 class LiveLock:
@@ -329,8 +333,11 @@ class LiveLock:
         """Whether the lock is taken before HDF5 drops its own (OFD), or just after."""
         return _OFD_SETLK is not None
 
-    def acquire(self, path: Path) -> None:
+    def acquire(self, path: Path, *, use_flock: bool = False) -> None:
         """Take the lock on ``path`` (it does not block: the writer has the file).
+
+        ``use_flock`` takes a shared ``flock`` even where OFD locks exist (after
+        HDF5 has dropped its own: the fallback where an OFD lock meets HDF5's).
 
         Raises
         ------
@@ -342,7 +349,7 @@ class LiveLock:
             return
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            if _OFD_SETLK is not None:
+            if _OFD_SETLK is not None and not use_flock:
                 _ofd(fd, _OFD_SETLK, fcntl.F_RDLCK)
             else:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

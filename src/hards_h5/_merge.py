@@ -9,6 +9,7 @@ reported together: a merge either happens completely or not at all.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from hards_h5._log import DatasetLog, FileRef
 from hards_h5._nodes import H5Database, H5Dataset, iter_datasets
 from hards_h5._progress import Progress, Tally
 from hards_h5.errors import (
+    DatabaseExistsError,
     DoesNotExistError,
     FileIntegrityError,
     MergeConflictError,
@@ -137,9 +139,11 @@ def merge(
     ------
     MergeSourceError
         If an input is the output file itself.
-    StoreFileNotFoundError, NotAHardsFileError, CorruptFileError
-        If an input is missing or not a readable campaign file (checked before
-        the output is created).
+    StoreFileNotFoundError, NotAHardsFileError, CorruptFileError, DatabaseLockedError
+        If an input is missing, not a readable campaign file or open by a writer
+        (checked before the output is touched).
+    DatabaseExistsError
+        If the output did not exist and another process created it meanwhile.
     MergeConflictError
         If two sources give different values to one data key or file name
         (nothing is written then).
@@ -147,19 +151,35 @@ def merge(
     """
     sources = [Path(p) for p in inputs]
     report = MergeReport(sources=sources)
-    created = not Path(output).exists()
+    out = Path(output)
+    exists = os.path.lexists(out)
     for src in sources:
-        if not created and src.exists() and src.samefile(output):
+        if exists and src.exists() and out.exists() and src.samefile(out):
             msg = f"{src}: cannot merge a campaign file into itself (it is the output)"
             raise MergeSourceError(msg)
-    for src in sources:  # a missing or unreadable input fails before OUTPUT is made
-        _layout.open_file(src, "r").close()
+    for src in sources:  # a missing or unreadable input fails before OUTPUT is touched
+        H5Database(src, "r").close()
+    if exists:  # an existing output is rolled back if the merge fails part way
+        _merge_into(out, sources, report, timeout=timeout, progress=progress)
+        return report
+    # A new output is built under a scratch name and linked into place when done:
+    # it appears complete or not at all, and a failure never removes a file that
+    # another process created meanwhile.
+    scratch = out.with_name(f".{out.name}.merge-{secrets.token_hex(4)}")
+    _layout.create_file(scratch)
     try:
-        _merge_into(output, sources, report, timeout=timeout, progress=progress)
-    except BaseException:
-        if created:  # do not leave a new, partial campaign file behind
-            Path(output).unlink(missing_ok=True)
-        raise
+        _merge_into(scratch, sources, report, timeout=None, progress=progress)
+        try:
+            os.link(scratch, out)
+        except FileExistsError:
+            msg = (
+                f"{out}: another process created it during the merge; nothing was "
+                "written to it (merge into it again)"
+            )
+            raise DatabaseExistsError(msg) from None
+        _layout.fsync_dir(out.parent)
+    finally:
+        scratch.unlink(missing_ok=True)
     return report
 
 

@@ -22,6 +22,7 @@ from hards_h5.errors import (
     CorruptFileError,
     DatabaseClosedError,
     DatabaseExistsError,
+    DatabaseLockedError,
     LiveModeError,
     NameValidationError,
     NodeNotFoundError,
@@ -802,10 +803,13 @@ class H5Database(_Children, AbstractDatabase):
         # go of its own lock by then.)
         early = self._live_lock.before_hdf5_unlocks
         if early:
-            self._live_lock.acquire(self._path)
+            try:
+                self._live_lock.acquire(self._path)
+            except DatabaseLockedError:  # e.g. NFS, where flock is a POSIX lock too
+                early = False
         _live.start_swmr_write(h5, self._path)
         if not early:
-            self._live_lock.acquire(self._path)
+            self._live_lock.acquire(self._path, use_flock=True)
         self._live = True
 
     def refresh(self) -> None:
@@ -935,8 +939,10 @@ def _release(
             _write_through(h5, logs, path, closing=True)
     finally:
         logs.clear()
+        closed = False
         try:
             h5.close()
+            closed = True
         except (OSError, RuntimeError) as exc:
             # HDF5 could not write its caches (typically ENOSPC).  It leaves the
             # datasets it failed to close half-freed: closing them again, as h5py
@@ -955,7 +961,7 @@ def _release(
             raise
         finally:
             live_lock.release()  # only once the file is closed
-            if claim is not None:
+            if claim is not None and closed:  # (HDF5 still holds a file it failed to close)
                 claim.release()
 
 

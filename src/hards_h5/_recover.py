@@ -147,9 +147,13 @@ def _exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive flock on ``path`` (HDF5's own lock), or raise if in use."""
     try:
         fd = os.open(path, os.O_RDWR)  # (an OFD write lock needs a writable descriptor)
+        writable = True
     except FileNotFoundError:
         msg = f"{path}: no such campaign file"
         raise StoreFileNotFoundError(msg) from None
+    except PermissionError:  # a read-only file: rewriting needs the directory only
+        fd = os.open(path, os.O_RDONLY)
+        writable = False
     try:
         busy = (
             f"{path}: another process has the file open; close it (or wait for "
@@ -163,7 +167,9 @@ def _exclusive(path: Path) -> Iterator[None]:
             if exc.errno in {errno.EWOULDBLOCK, errno.EAGAIN}:
                 raise DatabaseLockedError(busy) from None
             raise
-        if not claim_exclusive(fd):  # a SWMR live writer, which HDF5's lock no longer shows
+        # a SWMR live writer, which HDF5's lock no longer shows
+        live = not claim_exclusive(fd) if writable else live_lock_present(path)
+        if live:
             raise DatabaseLockedError(busy)
         yield
     finally:
@@ -268,11 +274,14 @@ def _rewrite(
 
 
 def _replace(tmp: Path, path: Path) -> None:
-    """Move ``tmp`` over ``path`` keeping ``path``'s permissions (and group, if allowed)."""
+    """Move ``tmp`` over ``path`` keeping ``path``'s permissions and owner (where allowed)."""
     st = path.stat()
     tmp.chmod(stat.S_IMODE(st.st_mode))
-    with contextlib.suppress(OSError):
-        os.chown(tmp, -1, st.st_gid)
+    try:
+        os.chown(tmp, st.st_uid, st.st_gid)  # root rewriting a user's file
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.chown(tmp, -1, st.st_gid)
     tmp.replace(path)
     _layout.fsync_dir(path.parent)
 

@@ -128,6 +128,8 @@ def clear_status_flags(path: Path) -> bool:
         True if flags were set (and are now cleared), False if they were clear.
 
     """
+    if not status_flags(path):
+        return False  # (and a read-only file needs no write access for that)
     fd = os.open(path, os.O_RDWR)
     try:
         block, end = _read_superblock(fd, path)
