@@ -154,7 +154,12 @@ def show(file: Path, path: str) -> None:
 @click.argument("file", type=_PATH)
 @click.argument("path")
 @click.argument("name")
-@click.option("-o", "--output", type=_PATH, help="Where to write it (default: ./NAME).")
+@click.option(
+    "-o",
+    "--output",
+    type=_PATH,
+    help="Where to write it; a directory means DIR/NAME (default: ./NAME).",
+)
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 def get(file: Path, path: str, name: str, output: Path | None, force: bool) -> None:
     """Extract the file NAME attached to the dataset or datapoint PATH.
