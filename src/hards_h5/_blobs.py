@@ -10,7 +10,10 @@ import contextlib
 import hashlib
 import os
 import stat
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -23,6 +26,53 @@ __all__ = ["CHUNK", "copy_blob", "open_source", "read_blob_into", "write_blob"]
 
 CHUNK = 8 << 20
 """Bytes moved per read/write call (8 MiB)."""
+
+_PIPELINE_FROM = 2 * CHUNK
+"""Files this large are hashed on a second thread while the next chunk moves."""
+
+
+def _stream(
+    size: int,
+    fill: Callable[[np.ndarray[Any, Any]], int],
+    drain: Callable[[np.ndarray[Any, Any]], None],
+) -> tuple[int, bytes]:
+    """Move bytes from ``fill`` to ``drain`` chunk by chunk; return (count, SHA-256).
+
+    ``fill(buf)`` reads up to ``len(buf)`` bytes into ``buf`` and returns how many
+    (0 at the end); ``drain(part)`` stores them.  For files of ``size`` two chunks
+    or more, hashing (which releases the GIL) runs on a second thread over the
+    previous chunk while the next one is read and stored, with two buffers
+    taking turns, so a large file moves at the speed of its I/O, not I/O plus
+    hashing.
+    """
+    digest = hashlib.sha256()
+    total = 0
+    if size < _PIPELINE_FROM:
+        buf = np.empty(min(CHUNK, max(size, 1)), dtype=np.uint8)
+        while n := fill(buf):
+            drain(buf[:n])
+            digest.update(buf.data[:n])
+            total += n
+        return total, digest.digest()
+    buffers = (np.empty(CHUNK, dtype=np.uint8), np.empty(CHUNK, dtype=np.uint8))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hards-h5-sha256") as pool:
+        hashing: Future[None] | None = None
+        turn = 0
+        try:
+            # the buffer filled now is not the one being hashed: that one is
+            # refilled only after its hash is done (waited for below)
+            while n := fill(buffers[turn]):
+                part = buffers[turn][:n]
+                drain(part)
+                if hashing is not None:
+                    hashing.result()
+                hashing = pool.submit(digest.update, part.data)
+                total += n
+                turn ^= 1
+        finally:
+            if hashing is not None:
+                hashing.result()
+    return total, digest.digest()
 
 
 def open_source(src: Path) -> int:
@@ -70,21 +120,19 @@ def write_blob(blobs: h5py.Dataset, fd: int) -> FileRef:
     start = blobs.shape[0]
     expected = os.fstat(fd).st_size
     _layout.check_space(blobs.file.filename, expected)
+    pos = start
+
+    def store(part: np.ndarray[Any, Any]) -> None:
+        nonlocal pos
+        n = len(part)
+        if pos + n > blobs.shape[0]:  # the source grew while being read
+            blobs.resize((pos + n,))
+        blobs[pos : pos + n] = part
+        pos += n
+
     try:
         blobs.resize((start + expected,))
-        digest = hashlib.sha256()
-        buf = np.empty(CHUNK, dtype=np.uint8)
-        view = buf.data
-        pos = start
-        while True:
-            n = os.readv(fd, [view])
-            if n == 0:
-                break
-            if pos + n > blobs.shape[0]:  # the source grew while being read
-                blobs.resize((pos + n,))
-            blobs[pos : pos + n] = buf[:n]
-            digest.update(view[:n])
-            pos += n
+        _, sha256 = _stream(expected, lambda buf: os.readv(fd, [buf.data]), store)
     except BaseException as exc:
         # No record points at the bytes written so far: shrink /blobs back so they
         # are not part of it (HDF5 keeps their disk space inside the file, to reuse
@@ -101,7 +149,7 @@ def write_blob(blobs: h5py.Dataset, fd: int) -> FileRef:
         raise
     if pos != blobs.shape[0]:  # the source shrank while being read
         blobs.resize((pos,))
-    return FileRef(start, pos - start, digest.digest())
+    return FileRef(start, pos - start, sha256)
 
 
 def read_blob_into(blobs: h5py.Dataset, ref: FileRef, fd: int) -> None:
@@ -118,20 +166,14 @@ def read_blob_into(blobs: h5py.Dataset, ref: FileRef, fd: int) -> None:
     if end > blobs.shape[0]:
         msg = f"attached file bytes {ref.offset}..{end} lie past the end of /blobs"
         raise FileIntegrityError(msg)
-    digest = hashlib.sha256()
-    buf = np.empty(min(CHUNK, max(ref.size, 1)), dtype=np.uint8)
-    pos = ref.offset
-    while pos < end:
-        n = min(CHUNK, end - pos)
-        part = buf[:n]
-        blobs.read_direct(part, np.s_[pos : pos + n])
+
+    def write_out(part: np.ndarray[Any, Any]) -> None:
         view = part.data
-        digest.update(view)
         while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        pos += n
-    if digest.digest() != ref.sha256:
+            view = view[os.write(fd, view) :]
+
+    _, sha256 = _stream(ref.size, _reader(blobs, ref.offset, end), write_out)
+    if sha256 != ref.sha256:
         msg = "attached file bytes do not match their recorded SHA-256"
         raise FileIntegrityError(msg)
 
@@ -155,18 +197,31 @@ def copy_blob(src: h5py.Dataset, ref: FileRef, dst: h5py.Dataset) -> FileRef:
         raise FileIntegrityError(msg)
     start = dst.shape[0]
     dst.resize((start + ref.size,))
-    digest = hashlib.sha256()
-    buf = np.empty(min(CHUNK, max(ref.size, 1)), dtype=np.uint8)
-    done = 0
-    while done < ref.size:
-        n = min(CHUNK, ref.size - done)
-        part = buf[:n]
-        src.read_direct(part, np.s_[ref.offset + done : ref.offset + done + n])
-        digest.update(part.data)
-        dst[start + done : start + done + n] = part
-        done += n
-    if digest.digest() != ref.sha256:
+    pos = start
+
+    def store(part: np.ndarray[Any, Any]) -> None:
+        nonlocal pos
+        dst[pos : pos + len(part)] = part
+        pos += len(part)
+
+    _, sha256 = _stream(ref.size, _reader(src, ref.offset, ref.offset + ref.size), store)
+    if sha256 != ref.sha256:
         dst.resize((start,))
         msg = "attached file bytes do not match their recorded SHA-256"
         raise FileIntegrityError(msg)
     return FileRef(start, ref.size, ref.sha256)
+
+
+def _reader(blobs: h5py.Dataset, start: int, end: int) -> Callable[[np.ndarray[Any, Any]], int]:
+    """Return a ``fill`` for :func:`_stream` reading ``blobs[start:end]`` in order."""
+    pos = start
+
+    def fill(buf: np.ndarray[Any, Any]) -> int:
+        nonlocal pos
+        n = min(len(buf), end - pos)
+        if n > 0:
+            blobs.read_direct(buf[:n], np.s_[pos : pos + n])
+            pos += n
+        return max(n, 0)
+
+    return fill

@@ -2,13 +2,14 @@
 
 Layout: ``<root>/<sha[:2]>/<sha256>/<name>``.  Content-addressed, so a path once
 handed out never changes under a reader; shared by every process of the user.
-Each extraction writes a private temporary file in the final directory, fsyncs
-it, makes it read-only (0o444) and renames it into place, so a path is either
-absent or complete.  Every directory is entered with ``O_NOFOLLOW`` relative to
-its parent's descriptor, so a planted symlink can neither redirect a write out of
-the cache nor be handed out; an existing cached file is hashed once per process
-before it is first handed out and replaced when it does not match.  Temporaries
-of extractions that were killed are removed by the next extraction of the same
+Each extraction writes a private temporary file in the final directory, makes it
+read-only (0o444) and renames it into place, so a path is either absent or
+complete (a power loss may cut one short: it is then found by its hash, below).
+Every directory is entered with ``O_NOFOLLOW`` relative to its parent's
+descriptor, so a planted symlink can neither redirect a write out of the cache
+nor be handed out; an existing cached file is hashed once per process before it
+is first handed out and replaced when it does not match.  Temporaries of
+extractions that were killed are removed by the next extraction of the same
 content.
 """
 
@@ -141,7 +142,9 @@ class ExtractionCache:
         try:
             try:
                 extract(fd)
-                os.fsync(fd)
+                # No fsync: a cached file is a copy, checked against its SHA-256
+                # before any process first hands it out, so one cut short by a
+                # power loss is extracted again rather than trusted.
                 os.fchmod(fd, 0o444)
             finally:
                 os.close(fd)

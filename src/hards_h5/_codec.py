@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +18,7 @@ import orjson
 
 from hards_h5.errors import InvalidDataError
 
-__all__ = ["EMPTY", "decode", "encode_data", "merge", "same_value"]
+__all__ = ["EMPTY", "decode", "encode_data", "may_hold_big_int", "merge", "same_value"]
 
 EMPTY = b"{}"
 """The JSON text (UTF-8 bytes) of a node that has no data yet."""
@@ -31,7 +30,11 @@ _ENCODER = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
 )
 _SCALARS = (str, int, bool, type(None))
-_LONG_DIGITS = re.compile(rb"[0-9]{20}|-[0-9]{19}")  # may exceed orjson's 64-bit ints
+# Digits become "9" and the places a JSON value can start become ":"; then an
+# integer of 20 digits or more is ":" and 20 nines, a negative one of 19 or more
+# "-" and 19 nines.  A fraction's digits follow a "." and are not matched.
+_SHAPE = bytes.maketrans(b"0123456789,[ \n\t\r", b"9" * 10 + b":" * 6)
+_BIG_INT_STARTS = (b":" + b"9" * 20, b"-" + b"9" * 19)
 
 
 def encode_data(new_data: object) -> dict[str, Any]:
@@ -63,15 +66,13 @@ def encode_data(new_data: object) -> dict[str, Any]:
     return _convert_mapping(new_data, "data", 0, set())
 
 
-def merge(old: bytes, converted: dict[str, Any]) -> bytes:
-    """Return the JSON text of ``old``'s object with ``converted`` merged in.
+def merge(old: dict[str, Any], converted: dict[str, Any]) -> bytes:
+    """Return the JSON text of the object ``old`` with ``converted`` merged in.
 
     Top-level keys of ``converted`` replace those of the old object; other keys
-    are kept (the HARDS ``add_data`` rule).
+    are kept (the HARDS ``add_data`` rule).  ``old`` is not changed.
     """
-    value = decode(old)
-    value.update(converted)
-    return dumps(value)
+    return dumps({**old, **converted})
 
 
 def dumps(value: dict[str, Any]) -> bytes:
@@ -97,17 +98,27 @@ def dumps(value: dict[str, Any]) -> bytes:
         raise InvalidDataError(msg) from None
 
 
-def decode(raw: bytes | str) -> dict[str, Any]:
+def may_hold_big_int(raw: bytes) -> bool:
+    """Whether the JSON text ``raw`` may hold an integer beyond 64 bits.
+
+    Cheap and conservative: an integer of 20 digits or more, or a negative one
+    of 19 (digits inside a string may count too; they only cost the slower, exact
+    parser).
+    """
+    shape = raw.translate(_SHAPE)
+    return any(start in shape for start in _BIG_INT_STARTS)
+
+
+def decode(raw: bytes | str, *, big_ints: bool | None = None) -> dict[str, Any]:
     """Parse stored JSON (UTF-8) into a fresh dict.
 
     orjson parses integers beyond 64 bits as floats, silently, so a text that may
-    hold one (20 digits in a row, or a minus sign and 19) goes to the standard
-    library, which keeps every integer exact.
+    hold one (``big_ints``; checked with :func:`may_hold_big_int` when None) goes
+    to the standard library, which keeps every integer exact.
     """
-    if _LONG_DIGITS.search(raw.encode() if isinstance(raw, str) else raw):
-        value = json.loads(raw)
-    else:
-        value = orjson.loads(raw)
+    text = raw.encode() if isinstance(raw, str) else raw
+    exact = may_hold_big_int(text) if big_ints is None else big_ints
+    value = json.loads(text) if exact else orjson.loads(text)
     if type(value) is not dict:  # pragma: no cover - guarded by the writer
         msg = "stored data is not a JSON object"
         raise InvalidDataError(msg)

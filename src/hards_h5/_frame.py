@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hards_h5 import _codec
 from hards_h5.errors import HARDSError, InvalidDataError
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ def frame(sources: list[tuple[str, DatasetLog]], *, origin: str = "dataset") -> 
     labels: list[str] = []
     for dataset, log in sources:
         count = len(log.names)
-        rows.extend(_codec.decode(log.data_json(node)) for node in range(1, count + 1))
+        rows.extend(log.data(node) for node in range(1, count + 1))
         names.extend(log.names[:count])
         labels.extend([dataset] * count)
     df = pd.DataFrame.from_records(rows, index=pd.Index(names, name="datapoint"))

@@ -79,6 +79,9 @@ class DatasetLog:
         self._applied = 0  # committed rows replayed
         self._pending: list[_Pending] = []
         self._pending_bytes = 0
+        self.big_ints = False
+        """Whether some JSON text of this log may hold an integer beyond 64 bits
+        (checked once per text read or written, so each parse need not)."""
         self.refresh()
 
     # ------------------------------------------------------------------ reading
@@ -94,6 +97,10 @@ class DatasetLog:
     def data_json(self, node: int) -> bytes:
         """Return the JSON text (UTF-8 bytes) of ``node``'s data."""
         return self._state.data[node]
+
+    def data(self, node: int) -> dict[str, Any]:
+        """Return ``node``'s data as a fresh dict."""
+        return _codec.decode(self._state.data[node], big_ints=self.big_ints)
 
     def data_text(self, node: int) -> str:
         """Return the JSON text of ``node``'s data as a str."""
@@ -115,15 +122,20 @@ class DatasetLog:
         rows = read_rows(records, self._applied, total)
         heap_lo, heap_hi = _heap_span(rows)
         heap = read_bytes(self._heap, heap_lo, min(heap_hi, self._heap.shape[0]))
+        self.big_ints = self.big_ints or _codec.may_hold_big_int(heap)
         self._applied += self._replay(rows, heap, heap_lo)
 
-    def _replay(self, rows: np.ndarray[Any, Any], heap: bytes, heap_lo: int) -> int:
+    def _replay(self, rows: np.ndarray[Any, Any], heap: bytes, heap_lo: int) -> int:  # noqa: C901 - the bulk path, inlined on purpose
         """Apply the valid prefix of ``rows``; return how many rows it holds.
 
         ``heap`` holds the log's heap bytes from offset ``heap_lo``.  This is the
         bulk read path, hence one tight loop with the common record kinds inlined.
         """
-        raw = rows.tobytes()
+        # The CRC covers a row with its own crc field zeroed: zero them all at once,
+        # so that each row needs one crc32 call for its fixed part.
+        zeroed = rows.copy()
+        zeroed["crc"] = 0
+        raw = zeroed.tobytes()
         size = RECORD_DTYPE.itemsize
         state = self._state
         names, index, data, files = state.names, state.index, state.data, state.files
@@ -140,20 +152,26 @@ class DatasetLog:
         )
         at = 0
         for kind, node, name_lo, name_len, body_off, body_len, crc in columns:
-            name = heap[name_lo : name_lo + name_len]
+            name_hi = name_lo + name_len
+            head = crc32(raw[at : at + size])
             if kind == FILE:
+                name = heap[name_lo:name_hi]
                 body = b""
-                body_ok = True
+                ok = len(name) == name_len and crc == crc32(name, head)
+            elif body_off - heap_lo == name_hi:  # written together: one slice, one CRC
+                span = heap[name_lo : name_hi + body_len]
+                name = span[:name_len]
+                body = span[name_len:]
+                ok = len(span) == name_len + body_len and crc == crc32(span, head)
             else:
-                body_lo = body_off - heap_lo
-                body = heap[body_lo : body_lo + body_len]
-                body_ok = len(body) == body_len
-            head = crc32(_ZERO4, crc32(raw[at : at + size - 4]))
-            if (
-                not body_ok
-                or len(name) != name_len
-                or crc != crc32(body, crc32(name, head)) & 0xFFFFFFFF
-            ):
+                name = heap[name_lo:name_hi]
+                body = heap[body_off - heap_lo : body_off - heap_lo + body_len]
+                ok = (
+                    len(name) == name_len
+                    and len(body) == body_len
+                    and crc == crc32(body, crc32(name, head))
+                )
+            if not ok:
                 break
             # Inlined replay of the common record kinds; anything inconsistent
             # (a CREATE out of sequence, a repeated name, an unknown node or kind,
@@ -206,6 +224,7 @@ class DatasetLog:
 
     def set_data(self, node: int, body: bytes) -> None:
         """Record that ``node``'s complete data is now the JSON text ``body``."""
+        self.big_ints = self.big_ints or _codec.may_hold_big_int(body)
         self._state.data[node] = body
         last = self._pending[-1] if self._pending else None
         if last is not None and last.node == node and last.kind in (CREATE, DATA):
@@ -328,7 +347,6 @@ def _encode(pending: list[_Pending], heap_start: int) -> tuple[np.ndarray[Any, A
     return rows, b"".join(chunks)
 
 
-_ZERO4 = b"\0\0\0\0"
 _SHA_OFFSET: int = RECORD_DTYPE.fields["sha256"][1]  # type: ignore[index]
 
 

@@ -80,7 +80,7 @@ class _Planner:
             if log is not None:
                 node = 0 if not point else log.node_of(point)
                 if node is not None:
-                    planned.data = _codec.decode(log.data_json(node))
+                    planned.data = log.data(node)
                     planned.files = {n: r.sha256 for n, r in log.files(node).items()}
                     planned.origin = dict.fromkeys([*planned.data, *planned.files], "output")
             self.state[key] = planned
@@ -200,7 +200,7 @@ def _merge_into(
                     log = src._log(ds._names)  # noqa: SLF001
                     planner.add((ds._names, ""), ds.data, log.files(0), str(src_path))  # noqa: SLF001
                     for node, name in enumerate(log.names, start=1):
-                        data = _codec.decode(log.data_json(node))
+                        data = log.data(node)
                         planner.add((ds._names, name), data, log.files(node), str(src_path))  # noqa: SLF001
                         tally.add()
                     _finish_dataset(tally, src, ds)
@@ -307,8 +307,8 @@ def _copy_dataset(
     blobs_in, blobs_out = src._blobs(), out._blobs()  # noqa: SLF001
 
     def fold(node_old: int, node_new: int) -> None:
-        incoming = _codec.decode(old.data_json(node_old))
-        current = _codec.decode(new.data_json(node_new))
+        incoming = old.data(node_old)
+        current = new.data(node_new)
         if any(not _codec.same_value(current.get(k, _MISSING), v) for k, v in incoming.items()):
             current.update(incoming)
             new.set_data(node_new, _codec.dumps(current))

@@ -223,7 +223,7 @@ class _DataAndFiles:
 
         """
         log, node = self._where()
-        return _codec.decode(log.data_json(node))
+        return log.data(node)
 
     def add_data(self, new_data: dict[str, Any]) -> None:
         """Merge ``new_data`` into the node's data (top-level keys replace old ones).
@@ -248,7 +248,7 @@ class _DataAndFiles:
         self._db._check_writable()
         log, node = self._where()
         if converted:
-            log.set_data(node, _codec.merge(log.data_json(node), converted))
+            log.set_data(node, _codec.merge(log.data(node), converted))
 
     @property
     def files(self) -> list[str]:
@@ -548,7 +548,7 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         for dataset in self._lineage(parents=parents):
             log = self._db._log(dataset._names)
             for node, name in enumerate(log.names, start=1):
-                if matches(_codec.decode(log.data_json(node))):
+                if matches(log.data(node)):
                     out.append(H5Datapoint(dataset, node, name))
         return out
 

@@ -503,7 +503,7 @@ def _check_dataset(
     for node in range(len(log.names) + 1):
         where = label if node == 0 else f"{label}/{log.names[node - 1]}"
         try:
-            _codec.decode(log.data_json(node))
+            log.data(node)
         except (ValueError, HARDSError) as exc:
             report.problems.append(f"{where}: data is not a valid JSON object ({exc})")
         for name, ref in log.files(node).items():
