@@ -6,6 +6,7 @@ import contextlib
 import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import count, repeat
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Union
@@ -504,7 +505,7 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         dataset: H5Dataset = self
         while True:
             names = dataset._db._log(dataset._names).names
-            out.extend(H5Datapoint(dataset, i, n) for i, n in enumerate(names, start=1))
+            out.extend(map(H5Datapoint, repeat(dataset), count(1), names))
             if not parents or not isinstance(dataset._parent, H5Dataset):
                 return out
             dataset = dataset._parent
