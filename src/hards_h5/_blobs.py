@@ -35,8 +35,8 @@ def _stream(
     size: int,
     fill: Callable[[np.ndarray[Any, Any]], int],
     drain: Callable[[np.ndarray[Any, Any]], None],
-) -> tuple[int, bytes]:
-    """Move bytes from ``fill`` to ``drain`` chunk by chunk; return (count, SHA-256).
+) -> bytes:
+    """Move bytes from ``fill`` to ``drain`` chunk by chunk; return their SHA-256.
 
     ``fill(buf)`` reads up to ``len(buf)`` bytes into ``buf`` and returns how many
     (0 at the end); ``drain(part)`` stores them.  For files of ``size`` two chunks
@@ -46,14 +46,12 @@ def _stream(
     hashing.
     """
     digest = hashlib.sha256()
-    total = 0
     if size < _PIPELINE_FROM:
         buf = np.empty(min(CHUNK, max(size, 1)), dtype=np.uint8)
         while n := fill(buf):
             drain(buf[:n])
             digest.update(buf.data[:n])
-            total += n
-        return total, digest.digest()
+        return digest.digest()
     buffers = (np.empty(CHUNK, dtype=np.uint8), np.empty(CHUNK, dtype=np.uint8))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hards-h5-sha256") as pool:
         hashing: Future[None] | None = None
@@ -67,12 +65,11 @@ def _stream(
                 if hashing is not None:
                     hashing.result()
                 hashing = pool.submit(digest.update, part.data)
-                total += n
                 turn ^= 1
         finally:
             if hashing is not None:
                 hashing.result()
-    return total, digest.digest()
+    return digest.digest()
 
 
 def open_source(src: Path) -> int:
@@ -132,7 +129,7 @@ def write_blob(blobs: h5py.Dataset, fd: int) -> FileRef:
 
     try:
         blobs.resize((start + expected,))
-        _, sha256 = _stream(expected, lambda buf: os.readv(fd, [buf.data]), store)
+        sha256 = _stream(expected, lambda buf: os.readv(fd, [buf.data]), store)
     except BaseException as exc:
         # No record points at the bytes written so far: shrink /blobs back so they
         # are not part of it (HDF5 keeps their disk space inside the file, to reuse
@@ -172,7 +169,7 @@ def read_blob_into(blobs: h5py.Dataset, ref: FileRef, fd: int) -> None:
         while view:
             view = view[os.write(fd, view) :]
 
-    _, sha256 = _stream(ref.size, _reader(blobs, ref.offset, end), write_out)
+    sha256 = _stream(ref.size, _reader(blobs, ref.offset, end), write_out)
     if sha256 != ref.sha256:
         msg = "attached file bytes do not match their recorded SHA-256"
         raise FileIntegrityError(msg)
@@ -204,7 +201,7 @@ def copy_blob(src: h5py.Dataset, ref: FileRef, dst: h5py.Dataset) -> FileRef:
         dst[pos : pos + len(part)] = part
         pos += len(part)
 
-    _, sha256 = _stream(ref.size, _reader(src, ref.offset, ref.offset + ref.size), store)
+    sha256 = _stream(ref.size, _reader(src, ref.offset, ref.offset + ref.size), store)
     if sha256 != ref.sha256:
         dst.resize((start,))
         msg = "attached file bytes do not match their recorded SHA-256"

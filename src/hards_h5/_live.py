@@ -41,6 +41,7 @@ __all__ = [
     "WriterClaim",
     "claim_exclusive",
     "in_use",
+    "live_lock_on",
     "live_lock_present",
     "open_waiting",
     "start_swmr_write",
@@ -125,47 +126,55 @@ def _closing_error(path: Path) -> DatabaseLockedError:
     return DatabaseLockedError(msg)
 
 
+def _flags(path: Path, *, unreadable: int) -> int:
+    """Return the superblock's status flags, or ``unreadable`` if they cannot be read."""
+    try:
+        return status_flags(path)
+    except (HARDSError, OSError):
+        return unreadable
+
+
 def status_flags_set(path: Path) -> bool:
     """Whether the superblock says a writer has ``path`` open (True if unreadable)."""
-    try:
-        return bool(status_flags(path))
-    except (HARDSError, OSError):
-        return True
+    return bool(_flags(path, unreadable=1))
 
 
 def _swmr_writer_flag(path: Path) -> bool:
     """Whether the superblock says a SWMR writer has ``path`` open."""
-    try:
-        return bool(status_flags(path) & _SWMR_WRITE_FLAG)
-    except (HARDSError, OSError):
-        return False
+    return bool(_flags(path, unreadable=0) & _SWMR_WRITE_FLAG)
 
 
-def live_lock_present(path: Path) -> bool:
-    """Whether a SWMR live writer's (OFD) lock is on ``path``; the probe takes no lock."""
+def live_lock_on(fd: int) -> bool:
+    """Whether a SWMR live writer's (OFD) lock is on ``fd``'s file; the probe takes no lock."""
     if _OFD_GETLK is None:
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
         return False
     try:
         return _ofd(fd, _OFD_GETLK, fcntl.F_WRLCK) != fcntl.F_UNLCK
     except OSError:
         return False
+
+
+def live_lock_present(path: Path) -> bool:
+    """Whether a SWMR live writer's (OFD) lock is on ``path`` (see :func:`live_lock_on`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return live_lock_on(fd)
     finally:
         os.close(fd)
 
 
 def in_use(path: Path) -> bool:
     """Whether some process holds HDF5's ``flock`` or a live writer's lock on ``path``."""
-    if live_lock_present(path):
-        return True
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
     try:
+        if live_lock_on(fd):
+            return True
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         return exc.errno in {errno.EAGAIN, errno.EWOULDBLOCK}
@@ -263,12 +272,9 @@ class WriterClaim:
     _guard: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, path: Path) -> None:
-        try:
-            st = path.stat()
-        except OSError:
-            self._key: tuple[int, int] | None = None  # opening will raise the real error
+        key = self._key = _identity(path)
+        if key is None:  # opening will raise the real error
             return
-        key = (st.st_dev, st.st_ino)
         with self._guard:
             if key in self._held:
                 msg = (
@@ -278,7 +284,6 @@ class WriterClaim:
                 )
                 raise DatabaseLockedError(msg)
             self._held.add(key)
-        self._key = key
 
     @classmethod
     def check_reader(cls, path: Path) -> None:
@@ -293,11 +298,7 @@ class WriterClaim:
             If this process holds a writer claim on ``path``.
 
         """
-        try:
-            st = path.stat()
-        except OSError:
-            return
-        if (st.st_dev, st.st_ino) in cls._held:
+        if _identity(path) in cls._held:
             msg = (
                 f"{path}: this process already has the file open for writing; read it "
                 "through that H5Database, or close it first (a second, read-only one "
@@ -311,6 +312,15 @@ class WriterClaim:
         if key is not None:
             with self._guard:
                 self._held.discard(key)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Return ``(device, inode)`` of ``path``, or None if it cannot be stat-ed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class LiveLock:

@@ -122,11 +122,7 @@ class _Children:
             If any dataset on the way does not exist.
 
         """
-        node: _Children = self
-        for part in self._path_parts(name, "dataset"):
-            node = node.get_dataset(part)
-        assert isinstance(node, H5Dataset)  # noqa: S101 - at least one part
-        return node
+        return self._follow(self._path_parts(name, "dataset"))
 
     def recursively_get_datapoint(self, name: str) -> H5Datapoint:
         """Follow ``a/b/point`` down the tree and return the datapoint.
@@ -154,7 +150,15 @@ class _Children:
                 "give 'dataset/.../datapoint'"
             )
             raise NodeNotFoundError(msg)
-        return self.recursively_get_dataset("/".join(path)).get_datapoint(point)
+        return self._follow(path).get_datapoint(point)
+
+    def _follow(self, parts: list[str]) -> H5Dataset:
+        """Return the dataset reached by the (non-empty) names ``parts``."""
+        node: _Children = self
+        for part in parts:
+            node = node.get_dataset(part)
+        assert isinstance(node, H5Dataset)  # noqa: S101 - at least one part
+        return node
 
     def _path_parts(self, name: object, what: str) -> list[str]:
         """Split ``a/b/c`` into names; empty parts (``a//b``, ``/a/``) are ignored."""

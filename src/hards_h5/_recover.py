@@ -23,7 +23,7 @@ from pathlib import Path
 import h5py
 
 from hards_h5 import _blobs, _codec, _layout
-from hards_h5._live import claim_exclusive, in_use, live_lock_present
+from hards_h5._live import claim_exclusive, in_use, live_lock_on
 from hards_h5._log import DatasetLog, FileRef
 from hards_h5._progress import Progress, Tally
 from hards_h5._salvage import SalvagedLog, salvage_log
@@ -159,7 +159,7 @@ def _exclusive(path: Path) -> Iterator[None]:
             f"{path}: another process has the file open; close it (or wait for "
             "the writer to finish) before running this"
         )
-        if live_lock_present(path):  # checked first: leave HDF5's flock alone then
+        if live_lock_on(fd):  # checked first: leave HDF5's flock alone then
             raise DatabaseLockedError(busy)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -168,7 +168,7 @@ def _exclusive(path: Path) -> Iterator[None]:
                 raise DatabaseLockedError(busy) from None
             raise
         # a SWMR live writer, which HDF5's lock no longer shows
-        live = not claim_exclusive(fd) if writable else live_lock_present(path)
+        live = not claim_exclusive(fd) if writable else live_lock_on(fd)
         if live:
             raise DatabaseLockedError(busy)
         yield

@@ -350,11 +350,8 @@ def merge_cmd(out: Path, inputs: tuple[Path, ...], timeout: float | None) -> Non
 
     Example: hards-h5 merge campaign.h5 shard-rank0.h5 shard-rank1.h5
     """
-    try:
-        with _bar("merge") as advance:
-            report = _merge.merge(out, inputs, timeout=timeout, progress=advance)
-    except _merge.MergeConflictError as exc:
-        _fail(str(exc))
+    with _bar("merge") as advance:  # (a conflict is a HARDSError: main() reports it)
+        report = _merge.merge(out, inputs, timeout=timeout, progress=advance)
     click.echo(
         f"{out}: merged {_count(len(inputs), 'file')}: "
         f"+{_counts(report.datasets, report.datapoints, report.files, sep=', +')} "
