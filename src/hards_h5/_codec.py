@@ -116,9 +116,12 @@ def decode(raw: bytes | str, *, big_ints: bool | None = None) -> dict[str, Any]:
     hold one (``big_ints``; checked with :func:`may_hold_big_int` when None) goes
     to the standard library, which keeps every integer exact.
     """
-    text = raw.encode() if isinstance(raw, str) else raw
-    exact = may_hold_big_int(text) if big_ints is None else big_ints
-    value = json.loads(text) if exact else orjson.loads(text)
+    if big_ints is False:  # the bulk read path: known to hold no such integer
+        value = orjson.loads(raw)
+    else:
+        text = raw.encode() if isinstance(raw, str) else raw
+        exact = may_hold_big_int(text) if big_ints is None else big_ints
+        value = json.loads(text) if exact else orjson.loads(text)
     if type(value) is not dict:  # pragma: no cover - guarded by the writer
         msg = "stored data is not a JSON object"
         raise InvalidDataError(msg)

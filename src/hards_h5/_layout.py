@@ -12,6 +12,7 @@ Layout (format version 1)::
         datasets/           its child datasets, same structure, recursively
         records             its record log: 1-D resizable compound array (RECORD_DTYPE)
         heap                UTF-8 bytes the records point into (names, JSON texts)
+        seals               (optional) CRCs of the log's prefix, written at close (SEAL_DTYPE)
     /blobs                  1-D resizable uint8 array: the bytes of every attached file
 """
 
@@ -55,6 +56,9 @@ __all__ = [
     "LIBVER",
     "RECORDS",
     "RECORD_DTYPE",
+    "SEALS",
+    "SEAL_BIG_INTS",
+    "SEAL_DTYPE",
     "WRITER_CHUNK_CACHE",
     "check_is_hdf5",
     "check_space",
@@ -97,6 +101,7 @@ ATTR_CREATOR: Final = "hards_h5_creator"
 DATASETS: Final = "datasets"
 RECORDS: Final = "records"
 HEAP: Final = "heap"
+SEALS: Final = "seals"
 BLOBS: Final = "blobs"
 
 CREATE: Final = 1
@@ -124,6 +129,25 @@ dataset's ``heap``; ``body_*`` into the ``heap`` (CREATE, DATA) or into ``/blobs
 (FILE).  ``crc`` is the CRC-32 of the record with ``crc`` = 0, followed by its name
 bytes and (CREATE, DATA) body bytes: a row whose CRC does not match was never
 completely written and ends the log."""
+
+SEAL_DTYPE: Final = np.dtype(
+    [
+        ("rows", "<u8"),
+        ("heap", "<u8"),
+        ("rows_crc", "<u4"),
+        ("heap_crc", "<u4"),
+        ("flags", "<u4"),
+        ("crc", "<u4"),
+    ]
+)
+"""One seal of a dataset's log: records ``[0, rows)`` (their bytes as stored) have
+CRC-32 ``rows_crc`` and heap bytes ``[0, heap)`` have ``heap_crc``; ``flags`` bit 0
+says a JSON text of those records may hold an integer beyond 64 bits; ``crc`` is
+the CRC-32 of the seal row with ``crc`` = 0.  Optional: see ``_seal``."""
+
+SEAL_BIG_INTS: Final = 1
+"""Seal flag: some JSON text the sealed records point to may hold an integer beyond
+64 bits (so it must be parsed exactly)."""
 
 RECORDS_CHUNK: Final = 1024
 HEAP_CHUNK: Final = 1 << 16

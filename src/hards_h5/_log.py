@@ -11,8 +11,7 @@ first record whose CRC does not match, so a torn append is never read.
 from __future__ import annotations
 
 import contextlib
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import h5py
@@ -32,6 +31,8 @@ from hards_h5._layout import (
     read_rows,
     record_crc,
 )
+from hards_h5._replay import FileRef, State, apply_all, apply_each, apply_sealed, heap_span
+from hards_h5._seal import SEAL_MIN_ROWS, Seal, append_seal, find_seal, matches
 from hards_h5.errors import CorruptFileError, StorageFullError
 
 __all__ = ["DatasetLog", "FileRef"]
@@ -40,15 +41,6 @@ SPILL_ROWS = 16384
 """Pending rows kept in memory before they are appended to the file unasked."""
 SPILL_BYTES = 16 << 20
 """Pending heap bytes kept in memory before they are appended to the file unasked."""
-
-
-@dataclass(frozen=True, slots=True)
-class FileRef:
-    """Where an attached file's bytes live in ``/blobs``, and their SHA-256."""
-
-    offset: int
-    size: int
-    sha256: bytes
 
 
 @dataclass(slots=True)
@@ -60,28 +52,28 @@ class _Pending:
     blob: FileRef | None = None
 
 
-@dataclass(slots=True)
-class _State:
-    names: list[str] = field(default_factory=list)
-    index: dict[str, int] = field(default_factory=dict)
-    data: list[bytes] = field(default_factory=lambda: [_codec.EMPTY])
-    files: list[dict[str, FileRef] | None] = field(default_factory=lambda: [None])
-
-
 class DatasetLog:
-    """The replayed record log of one dataset (node 0) and its datapoints (1..n)."""
+    """The replayed record log of one dataset (node 0) and its datapoints (1..n).
 
-    def __init__(self, group: h5py.Group, *, writable: bool) -> None:
+    ``use_seal=False`` checks every record's CRC even where a seal would vouch for
+    them (``hards-h5 check`` does, to find damage a seal cannot explain).
+    """
+
+    def __init__(self, group: h5py.Group, *, writable: bool, use_seal: bool = True) -> None:
+        self._group = group
         self._records: h5py.Dataset = group[RECORDS]
         self._heap: h5py.Dataset = group[HEAP]
         self._writable = writable
-        self._state = _State()
+        self._state = State()
         self._applied = 0  # committed rows replayed
+        self._seal: Seal | None = None  # the newest seal known to match the file
         self._pending: list[_Pending] = []
         self._pending_bytes = 0
         self.big_ints = False
         """Whether some JSON text of this log may hold an integer beyond 64 bits
         (checked once per text read or written, so each parse need not)."""
+        if use_seal:
+            self._replay_sealed()
         self.refresh()
 
     # ------------------------------------------------------------------ reading
@@ -96,15 +88,18 @@ class DatasetLog:
 
     def data_json(self, node: int) -> bytes:
         """Return the JSON text (UTF-8 bytes) of ``node``'s data."""
-        return self._state.data[node]
+        return self._state.body(node)
 
     def data(self, node: int) -> dict[str, Any]:
         """Return ``node``'s data as a fresh dict."""
-        return _codec.decode(self._state.data[node], big_ints=self.big_ints)
+        body = self._state.data[node]  # (State.body, inlined: the bulk read path)
+        return _codec.decode(
+            self._state.body(node) if body is None else body, big_ints=self.big_ints
+        )
 
     def data_text(self, node: int) -> str:
         """Return the JSON text of ``node``'s data as a str."""
-        return self._state.data[node].decode()
+        return self._state.body(node).decode()
 
     def files(self, node: int) -> dict[str, FileRef]:
         """Return ``node``'s files (the live mapping: do not mutate)."""
@@ -120,95 +115,58 @@ class DatasetLog:
         if total <= self._applied:
             return
         rows = read_rows(records, self._applied, total)
-        heap_lo, heap_hi = _heap_span(rows)
+        heap_lo, heap_hi = heap_span(rows)
         heap = read_bytes(self._heap, heap_lo, min(heap_hi, self._heap.shape[0]))
         self.big_ints = self.big_ints or _codec.may_hold_big_int(heap)
         self._applied += self._replay(rows, heap, heap_lo)
 
-    def _replay(self, rows: np.ndarray[Any, Any], heap: bytes, heap_lo: int) -> int:  # noqa: C901 - the bulk path, inlined on purpose
+    def _replay_sealed(self) -> None:
+        """Replay the part of the log its newest seal covers, if the seal matches.
+
+        Two CRCs over the sealed records and heap replace one per record; a seal
+        that does not match the bytes is ignored (``refresh`` then checks every
+        record).
+        """
+        total = int(self._records.shape[0])
+        if total < SEAL_MIN_ROWS:
+            return
+        seal = find_seal(self._group, total, int(self._heap.shape[0]))
+        if seal is None:
+            return
+        rows = read_rows(self._records, 0, seal.rows)
+        heap = read_bytes(self._heap, 0, seal.heap)
+        if matches(seal, rows, heap) and apply_sealed(self._state, rows, heap):
+            self.big_ints = seal.big_ints
+            self._applied = seal.rows
+            self._seal = seal
+
+    def seal(self) -> None:
+        """Seal the log (see ``_seal``) if it grew by ``SEAL_MIN_ROWS`` since its last seal.
+
+        For a writer closing the file, after :meth:`write_pending`: the next
+        reader then replays the sealed part without checking each record's CRC.
+        """
+        if self._pending:
+            msg = "seal() needs the pending records written first"
+            raise RuntimeError(msg)
+        sealed = self._seal.rows if self._seal is not None else 0
+        if self._applied - sealed >= SEAL_MIN_ROWS:
+            self._seal = append_seal(self._group, self._applied, self._seal, big_ints=self.big_ints)
+
+    def _replay(self, rows: np.ndarray[Any, Any], heap: bytes, heap_lo: int) -> int:
         """Apply the valid prefix of ``rows``; return how many rows it holds.
 
-        ``heap`` holds the log's heap bytes from offset ``heap_lo``.  This is the
-        bulk read path, hence one tight loop with the common record kinds inlined.
+        ``heap`` holds the log's heap bytes from offset ``heap_lo``.  Rows that are
+        all valid (the normal case: a closed file, or a complete SWMR append) are
+        checked and applied column-wise; anything else goes record by record,
+        which finds exactly where the valid prefix ends.
         """
-        # The CRC covers a row with its own crc field zeroed: zero them all at once,
-        # so that each row needs one crc32 call for its fixed part.
-        zeroed = rows.copy()
-        zeroed["crc"] = 0
-        raw = zeroed.tobytes()
-        size = RECORD_DTYPE.itemsize
-        state = self._state
-        names, index, data, files = state.names, state.index, state.data, state.files
-        crc32 = zlib.crc32
-        columns = zip(
-            rows["kind"].tolist(),
-            rows["node"].tolist(),
-            (rows["name_off"] - heap_lo).tolist(),
-            rows["name_len"].tolist(),
-            rows["body_off"].tolist(),
-            rows["body_len"].tolist(),
-            rows["crc"].tolist(),
-            strict=True,
-        )
-        at = 0
-        for kind, node, name_lo, name_len, body_off, body_len, crc in columns:
-            name_hi = name_lo + name_len
-            head = crc32(raw[at : at + size])
-            if kind == FILE:
-                name = heap[name_lo:name_hi]
-                body = b""
-                ok = len(name) == name_len and crc == crc32(name, head)
-            elif body_off - heap_lo == name_hi:  # written together: one slice, one CRC
-                span = heap[name_lo : name_hi + body_len]
-                name = span[:name_len]
-                body = span[name_len:]
-                ok = len(span) == name_len + body_len and crc == crc32(span, head)
-            else:
-                name = heap[name_lo:name_hi]
-                body = heap[body_off - heap_lo : body_off - heap_lo + body_len]
-                ok = (
-                    len(name) == name_len
-                    and len(body) == body_len
-                    and crc == crc32(body, crc32(name, head))
-                )
-            if not ok:
-                break
-            # Inlined replay of the common record kinds; anything inconsistent
-            # (a CREATE out of sequence, a repeated name, an unknown node or kind,
-            # undecodable UTF-8) ends the committed prefix like a bad CRC.
-            if kind == CREATE:
-                try:
-                    text = name.decode()
-                except UnicodeDecodeError:
-                    break
-                if node != len(names) + 1 or text in index:
-                    break
-                names.append(text)
-                index[text] = node
-                data.append(body or _codec.EMPTY)
-                files.append(None)
-            elif kind == DATA and 0 <= node <= len(names):
-                data[node] = body
-            elif kind == FILE and 0 <= node <= len(names):
-                try:
-                    text = name.decode()
-                except UnicodeDecodeError:
-                    break
-                sha = raw[at + _SHA_OFFSET : at + _SHA_OFFSET + 32]
-                self._apply_file(node, text, FileRef(body_off, body_len, sha))
-            else:
-                break
-            at += size
-        return at // size
+        if apply_all(self._state, rows, heap, heap_lo):
+            return int(rows.size)
+        return apply_each(self._state, rows, heap, heap_lo)
 
     def _is_swmr_reader(self) -> bool:
         return bool(self._records.file.swmr_mode) and not self._writable
-
-    def _apply_file(self, node: int, name: str, ref: FileRef) -> None:
-        files = self._state.files[node]
-        if files is None:
-            files = self._state.files[node] = {}
-        files[name] = ref
 
     # ------------------------------------------------------------------ writing
     def create(self, name: str) -> int:
@@ -235,7 +193,7 @@ class DatasetLog:
 
     def set_file(self, node: int, name: str, ref: FileRef) -> None:
         """Record that ``node``'s file ``name`` now holds the blob ``ref``."""
-        self._apply_file(node, name, ref)
+        self._state.add_file(node, name, ref)
         self._push(_Pending(FILE, node, name.encode(), b"", ref))
 
     @property
@@ -345,20 +303,3 @@ def _encode(pending: list[_Pending], heap_start: int) -> tuple[np.ndarray[Any, A
         for i, item in enumerate(pending)
     ]
     return rows, b"".join(chunks)
-
-
-_SHA_OFFSET: int = RECORD_DTYPE.fields["sha256"][1]  # type: ignore[index]
-
-
-def _heap_span(rows: np.ndarray[Any, Any]) -> tuple[int, int]:
-    """Return the smallest heap range holding every name and body of ``rows``."""
-    if rows.size == 0:
-        return 0, 0
-    starts = rows["name_off"].astype(np.int64)
-    ends = starts + rows["name_len"]
-    in_heap = np.isin(rows["kind"], (CREATE, DATA))
-    body_starts = np.where(in_heap, rows["body_off"], starts).astype(np.int64)
-    body_ends = np.where(in_heap, rows["body_off"] + rows["body_len"], ends).astype(np.int64)
-    lo = int(min(starts.min(), body_starts.min()))
-    hi = int(max(ends.max(), body_ends.max()))
-    return lo, hi

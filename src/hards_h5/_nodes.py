@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -509,7 +510,8 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         dataset: H5Dataset = self
         while True:
             names = dataset._db._log(dataset._names).names
-            out.extend(map(H5Datapoint, repeat(dataset), count(1), names))
+            with _no_gc():
+                out.extend(map(H5Datapoint, repeat(dataset), count(1), names))
             if not parents or not isinstance(dataset._parent, H5Dataset):
                 return out
             dataset = dataset._parent
@@ -630,6 +632,19 @@ class H5Datapoint(_DataAndFiles, AbstractDatapoint):
     def parent(self) -> H5Dataset:
         """The dataset that holds this datapoint."""
         return self._dataset
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The datapoint's JSON data, as a new dict on every access.
+
+        Returns
+        -------
+        dict[str, Any]
+            A fresh copy: mutating it changes nothing stored.
+
+        """
+        # (_DataAndFiles.data without the _where tuple: the bulk read path)
+        return self._db._log(self._dataset._names).data(self._node)
 
     def _where(self) -> tuple[DatasetLog, int]:
         return self._db._log(self._dataset._names), self._node
@@ -922,6 +937,25 @@ class H5Database(_Children, AbstractDatabase):
             raise LiveModeError(msg)
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many objects are made at once.
+
+    Each datapoint object is tracked by the collector, which runs a pass every few
+    hundred new objects and, in a process with large libraries imported, spends
+    about as long as making the objects does.  Pausing it only postpones collection
+    (Mercurial's ``nogc`` does the same for the same reason).
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def iter_datasets(node: H5Database | H5Dataset) -> Iterator[H5Dataset]:
     """Yield every dataset below ``node``, depth first, children in creation order."""
     for name in node.children:
@@ -984,6 +1018,10 @@ def _write_through(
     try:
         for log in logs.values():
             log.write_pending()
+        if closing and not h5.swmr_mode:
+            for log in logs.values():
+                with contextlib.suppress(StorageFullError):  # a seal is only a shortcut
+                    log.seal()
         h5.flush()
         _layout.fsync_file(path)
     except StorageFullError as exc:  # refused by the free-space check: nothing written

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import h5py
 
-from hards_h5 import _blobs, _codec, _layout
+from hards_h5 import _blobs, _codec, _layout, _seal
 from hards_h5._live import claim_exclusive, in_use, live_lock_on
 from hards_h5._log import DatasetLog, FileRef
 from hards_h5._progress import Progress, Tally
@@ -230,6 +230,7 @@ class _Copier:
             self.files(old, new, node, f"{label}/{name}")
             self.tally.add()
         new.write_pending()
+        new.seal()
         self.tally.add_rest(_layout.log_rows(group), len(old.names))
         return len(old.names)
 
@@ -486,11 +487,14 @@ def _check_dataset(
     report: CheckReport, blobs: h5py.Dataset, label: str, group: h5py.Group, tally: Tally
 ) -> None:
     try:
-        log = DatasetLog(group, writable=False)
+        log = DatasetLog(group, writable=False, use_seal=False)  # every record's own CRC
+        seal_problem = _seal.audit(group)
     except (KeyError, OSError, ValueError) as exc:
         report.problems.append(f"dataset {label!r}: unreadable record log ({exc})")
         tally.add_rest(_layout.log_rows(group), 0)
         return
+    if seal_problem:
+        report.problems.append(f"dataset {label!r}: {seal_problem}")
     report.datasets += 1
     report.datapoints += len(log.names)
     if log.torn_rows:
