@@ -185,49 +185,88 @@ print(json.dumps({"seconds": seconds, "rss_mb": rss_mb(), "rss_increase_mb": rss
 }
 
 FILES = """
-import hashlib, shutil, subprocess
+import shutil, statistics, subprocess
 from hards_h5 import H5Database
-src, work = Path(sys.argv[1]), Path(sys.argv[2])
-os.environ["HARDS_H5_CACHE"] = str(work / "cache")
-base = peak_mb()
+src, work, rounds = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 
 
-def timed_cp(target):
+def sync_time(step):
     os.sync()
     t = time.perf_counter()
-    subprocess.run(["cp", str(src), str(target)], check=True)
-    os.sync()
+    step()
+    os.sync()  # every step is timed until its bytes are on the disk
     return time.perf_counter() - t
 
 
-# cp runs before and after hards-h5 and the two are averaged: on this virtual
-# disk whatever writes second is slowed by the host's write-back of the first.
-cp_before = timed_cp(work / "copy.bin")
-os.sync()
-db = H5Database.create_database(work / "files.h5")
-point = db.create_dataset("ds").create_datapoint("p")
-t = time.perf_counter()
-point.add_file(src, name="big.bin")
-db.flush()
-add = time.perf_counter() - t
-os.sync()
-t = time.perf_counter()
-path = point.get_file("big.bin")
-os.sync()  # like cp's: the extracted bytes reach the disk too
-first = time.perf_counter() - t
-reps = 10000
-t = time.perf_counter()
-for _ in range(reps):
-    point.get_file("big.bin")
-repeated = (time.perf_counter() - t) / reps
-assert path.stat().st_size == src.stat().st_size
-db.close()
-cp_after = timed_cp(work / "copy2.bin")
-cp = (cp_before + cp_after) / 2
-print(json.dumps({"cp": cp, "cp_before": cp_before, "cp_after": cp_after,
-                  "add_file": add, "first_get_file": first,
-                  "repeated_get_file_us": repeated * 1e6, "peak_rss_mb": peak_mb(),
-                  "bytes": src.stat().st_size}))
+copy_dirs = iter(range(1_000_000))
+
+
+copy_names = iter(range(1_000_000))
+
+
+# get_file writes into a new <cache>/<xx>/<sha256>/ directory, so the cp it is
+# compared with writes into a new tree of the same shape; add_file's cp writes
+# beside the campaign file.  Every output (cp's too) is kept until the round ends:
+# on this thin-provisioned virtual disk a write to blocks never written before is
+# several times slower than one to blocks just freed, so deleting cp's copies at
+# once (but not hards-h5's outputs) would hand cp the recycled blocks.
+def cp(*, fresh_dir=False):
+    n = next(copy_names)
+    if fresh_dir:
+        target = work / f"tree{n}" / "ab" / ("cd" * 32) / "copy.bin"
+        target.parent.mkdir(parents=True)
+    else:
+        target = work / f"copy{n}.bin"
+    return sync_time(lambda: subprocess.run(["cp", str(src), str(target)], check=True))
+
+
+# On this virtual disk write speed also changes by several times within minutes.
+# So every hards-h5 step is put between two cp runs of its kind (cp, add_file, cp;
+# cp to a new tree, get_file, cp to a new tree), compared with the mean of the two,
+# and the median of the rounds' ratios is reported.
+copies, adds, gets, repeated = [], [], [], []
+add_vs, get_vs = [], []
+for r in range(rounds):
+    os.environ["HARDS_H5_CACHE"] = str(work / f"cache{r}")
+    db = H5Database.create_database(work / f"files{r}.h5")
+    point = db.create_dataset("ds").create_datapoint("p")
+
+    def add():
+        point.add_file(src, name="big.bin")
+        db.flush()
+
+    before = cp()
+    adds.append(sync_time(add))
+    after = cp()
+    add_vs.append((before + after) / 2)
+    copies += [before, after]
+    before = cp(fresh_dir=True)
+    gets.append(sync_time(lambda: point.get_file("big.bin")))
+    after = cp(fresh_dir=True)
+    get_vs.append((before + after) / 2)
+    copies += [before, after]
+    assert point.get_file("big.bin").stat().st_size == src.stat().st_size
+    reps = 10000
+    t = time.perf_counter()
+    for _ in range(reps):
+        point.get_file("big.bin")
+    repeated.append((time.perf_counter() - t) / reps)
+    db.close()
+    for leftover in work.iterdir():  # the round's outputs, cp's and hards-h5's
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
+print(json.dumps({
+    "cp": statistics.median(copies), "cp_runs": copies,
+    "cp_for_add": statistics.median(add_vs), "cp_for_get": statistics.median(get_vs),
+    "add_file": statistics.median(adds), "add_file_runs": adds,
+    "first_get_file": statistics.median(gets), "first_get_file_runs": gets,
+    "add_ratio": statistics.median(c / a for c, a in zip(add_vs, adds)),
+    "get_ratio": statistics.median(c / g for c, g in zip(get_vs, gets)),
+    "repeated_get_file_us": statistics.median(repeated) * 1e6, "peak_rss_mb": peak_mb(),
+    "bytes": src.stat().st_size, "rounds": rounds,
+}))
 """
 
 
@@ -314,8 +353,10 @@ def bench_store_sizes(
     return results
 
 
-def bench_files(work: Path, sizes_mib: list[int], log: Callable[[str], None]) -> dict[str, Any]:
-    """add_file / first and repeated get_file against cp, with peak RSS."""
+def bench_files(
+    work: Path, sizes_mib: list[int], repeat: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """add_file / first and repeated get_file against cp (``repeat`` rounds), with peak RSS."""
     results: dict[str, Any] = {}
     for mib in sizes_mib:
         src = work / f"src-{mib}.bin"
@@ -325,13 +366,14 @@ def bench_files(work: Path, sizes_mib: list[int], log: Callable[[str], None]) ->
                 fh.write(block)
         run_dir = work / f"files-{mib}"
         run_dir.mkdir()
-        results[mib] = _child(FILES, src, run_dir)
+        results[mib] = _child(FILES, src, run_dir, repeat)
         r = results[mib]
+        runs = ", ".join(f"{t:.2f}" for t in r["cp_runs"])
         log(
-            f"  {mib:>5} MiB: cp {r['cp']:.3f} s (before {r['cp_before']:.3f}, after "
-            f"{r['cp_after']:.3f})  add_file {r['add_file']:.3f} s  "
-            f"first get_file {r['first_get_file']:.3f} s  repeated {r['repeated_get_file_us']:.1f} us  "
-            f"peak RSS {r['peak_rss_mb']:.0f} MB"
+            f"  {mib:>5} MiB: add_file {r['add_file']:.3f} s vs cp {r['cp_for_add']:.3f} s "
+            f"({r['add_ratio']:.2f}x)  first get_file {r['first_get_file']:.3f} s vs cp to a "
+            f"new tree {r['cp_for_get']:.3f} s ({r['get_ratio']:.2f}x)  repeated "
+            f"{r['repeated_get_file_us']:.1f} us  peak RSS {r['peak_rss_mb']:.0f} MB  (cp runs {runs})"
         )
         shutil.rmtree(run_dir)
         src.unlink()
@@ -388,8 +430,7 @@ def verdicts(results: dict[str, Any]) -> list[tuple[bool, str]]:
     if files:
         mib = max(files)
         f = files[mib]
-        add_ratio = f["cp"] / f["add_file"]
-        get_ratio = f["cp"] / f["first_get_file"]
+        add_ratio, get_ratio = f["add_ratio"], f["get_ratio"]  # medians of the rounds
         out.append(
             (
                 add_ratio >= 0.7,
@@ -481,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         log("## datapoints (write, fresh-process read, disk)")
         results = bench_store_sizes(work, sizes, big, repeat, log, only=only)
         log("## attached files (hards-h5 vs cp)")
-        results["files"] = bench_files(work, file_sizes, log)
+        results["files"] = bench_files(work, file_sizes, repeat, log)
     log("## ratios")
     for store in ("filesystem", "raw-h5py"):
         for n, secs in sorted(results["write"].get(store, {}).items()):
