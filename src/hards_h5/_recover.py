@@ -438,7 +438,7 @@ def recover(
 
 
 def check(path: str | os.PathLike[str], *, progress: Progress | None = None) -> CheckReport:
-    """Verify structure, format version, record CRCs, JSON and every file's SHA-256.
+    """Verify structure, format version, every record's CRC, seals, JSON and file SHA-256s.
 
     Never raises for a damaged file: every problem becomes a line in
     :attr:`CheckReport.problems`.

@@ -16,6 +16,7 @@ back to :func:`apply_each`.
 from __future__ import annotations
 
 import zlib
+from array import array
 from dataclasses import dataclass, field
 from itertools import compress
 from typing import Any, Final
@@ -55,8 +56,8 @@ class State:
     built_index: dict[str, int] | None = field(default_factory=dict)
     """Name -> node; None until first needed after a sealed replay."""
     sealed_heap: bytes = b""
-    sealed_lo: list[int] = field(default_factory=list)
-    sealed_hi: list[int] = field(default_factory=list)
+    sealed_lo: array[int] = field(default_factory=lambda: array("q"))
+    sealed_hi: array[int] = field(default_factory=lambda: array("q"))
 
     @property
     def index(self) -> dict[str, int]:
@@ -260,7 +261,8 @@ def apply_sealed(state: State, rows: np.ndarray[Any, Any], heap: bytes) -> bool:
     state.built_index = None
     state.data = [None] * (created + 1)
     state.files.extend([None] * created)
-    state.sealed_heap, state.sealed_lo, state.sealed_hi = heap, lo.tolist(), hi.tolist()
+    state.sealed_heap = heap
+    state.sealed_lo, state.sealed_hi = array("q", lo.tobytes()), array("q", hi.tobytes())
     for node, name, ref in files:
         state.add_file(node, name, ref)
     return True

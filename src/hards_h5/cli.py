@@ -270,7 +270,7 @@ def _bar(label: str) -> Iterator[Callable[[int, int], None]]:
 @cli.command()
 @click.argument("file", type=_PATH)
 def check(file: Path) -> None:
-    """Verify FILE: structure, format version, record CRCs, JSON and file SHA-256s.
+    """Verify FILE: structure, format version, record CRCs, seals, JSON and file SHA-256s.
 
     Exits 1 and lists every problem if anything is wrong.
 
