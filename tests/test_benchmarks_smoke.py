@@ -23,3 +23,26 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
     lines = [line for line in done.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
     assert len(lines) >= 8
     assert out.read_text().startswith("{")
+
+
+def test_seal_benchmark_runs(tmp_path: Path) -> None:
+    """bench_seals.py strips the seal from a copy and reads both (sizes too small to time)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(HARNESS.parent / "bench_seals.py"),
+            "--n",
+            "3000",
+            "--repeat",
+            "1",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 seal array(s) removed" in done.stdout
+    assert "sealed reads" in done.stdout
