@@ -1,8 +1,9 @@
 """Fault injection: SIGKILL a writer (and recover itself) at random moments.
 
 Each trial starts a writer process that creates datapoints with data, attaches
-files (some of them large), calls ``flush()`` at random points and prints what
-each flush acknowledged.  The harness kills it with SIGKILL at a random moment,
+files (some of them large), calls ``flush()`` — or closes and reopens the file,
+which seals long record logs — at random points and prints what each
+acknowledged.  The harness kills it with SIGKILL at a random moment,
 then opens the file — running ``recover`` when the file asks for it, and in some
 trials killing ``recover`` too and running it again — and checks that every
 acknowledged datapoint and file is present and intact.
@@ -72,6 +73,11 @@ def writer(path: Path, seed: int) -> None:
         if rng.random() < 0.01:
             db.flush()
             print(f"ACK {points} {files}", flush=True)
+        elif rng.random() < 0.003:  # close (which seals long logs) and open again
+            db.close()
+            print(f"ACK {points} {files}", flush=True)
+            db = H5Database(path)
+            ds = db.get_dataset("ds")
 
 
 @dataclass

@@ -635,14 +635,7 @@ class H5Datapoint(_DataAndFiles, AbstractDatapoint):
 
     @property
     def data(self) -> dict[str, Any]:
-        """The datapoint's JSON data, as a new dict on every access.
-
-        Returns
-        -------
-        dict[str, Any]
-            A fresh copy: mutating it changes nothing stored.
-
-        """
+        """The datapoint's JSON data: a fresh dict on every access (see ``H5Dataset.data``)."""
         # (_DataAndFiles.data without the _where tuple: the bulk read path)
         return self._db._log(self._dataset._names).data(self._node)
 
