@@ -22,8 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hards_h5 import CorruptFileError, H5Database, check, compact, recover
-from hards_h5._layout import SEAL_DTYPE, dataset_path
+from hards_h5._layout import RECORD_DTYPE, SEAL_DTYPE, dataset_path, record_crc
 from hards_h5._log import DatasetLog
+from hards_h5._replay import State, apply_all, apply_each, heap_span
 from hards_h5._seal import SEAL_MIN_ROWS
 
 
@@ -230,10 +231,12 @@ def test_a_seal_that_vouches_for_duplicate_names_is_caught(tmp_path: Path) -> No
         seals["crc"][-1] = 0
         seals["crc"][-1] = zlib.crc32(seals[-1:].tobytes())
         group["seals"][...] = seals
-    with H5Database(path, "r") as db:
-        ds = db.get_dataset("ds")
-        with pytest.raises(CorruptFileError, match="share a name"):
-            ds.get_datapoint("q00005")
+    with H5Database(path, "r") as db, pytest.raises(CorruptFileError, match="CRC"):
+        db.get_dataset("ds").datapoints  # noqa: B018 - even listing: the seal is not trusted
+    with h5py.File(path, "r") as f:
+        log = DatasetLog(f["datasets/ds"], writable=False)
+        assert log._seal is None
+        assert log.names == ["q00000"]  # the reference replay stops at the repeated name
     assert not check(path).ok  # the record-by-record check sees the bad CRC
 
 
@@ -353,3 +356,129 @@ def test_sealed_and_record_by_record_reads_agree(
         sealed, each = _both_ways(path, ("ds",))
         assert sealed["seal"] is not None
         assert _same(sealed, each)
+
+
+# ----------------------------------------------------------------- hostile logs
+def _row(kind: int, node: int, name: tuple[int, int], body: tuple[int, int]) -> Any:
+    """A record row (name and body: offset, length) whose CRC is right for empty ones."""
+    row = np.zeros(1, dtype=RECORD_DTYPE)
+    row["kind"], row["node"] = kind, node
+    row["name_off"], row["name_len"] = name
+    row["body_off"], row["body_len"] = body
+    row["crc"] = record_crc(row.tobytes()[:-4], b"", b"")
+    return row
+
+
+def _append_rows(path: Path, rows: np.ndarray[Any, Any]) -> None:
+    with h5py.File(path, "r+") as f:
+        records = f["datasets/ds/records"]
+        end = records.shape[0]
+        records.resize((end + rows.size,))
+        records[end:] = rows
+
+
+def _points(path: Path, n: int) -> None:
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("ds")
+        for i in range(n):
+            ds.create_datapoint(f"p{i}").add_data({"i": i})
+
+
+def test_a_name_range_that_overflows_is_damage_not_an_empty_name(tmp_path: Path) -> None:
+    """name_off + name_len past 2**63 must not wrap into an empty name that passes its CRC."""
+    path = tmp_path / "c.h5"
+    _points(path, 5)
+    big = 2**63 - 2**31
+    _append_rows(
+        path, np.concatenate([_row(3, 0, (big, 2**31), (0, 10)), _row(1, 6, (big, 2**31), (0, 0))])
+    )
+    with h5py.File(path, "r") as f:
+        group = f["datasets/ds"]
+        rows, heap = group["records"][()], group["heap"][()].tobytes()
+    lo, hi = heap_span(rows)
+    assert 0 <= lo <= hi
+    assert not apply_all(State(), rows, heap[lo:hi], lo)
+    assert apply_each(State(), rows, heap[lo:hi], lo) == 5
+    with H5Database(path, "r") as db, pytest.raises(CorruptFileError, match="CRC"):
+        db.get_dataset("ds").datapoints  # noqa: B018
+    assert not check(path).ok
+
+
+def test_offsets_beyond_any_heap_are_damage(tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    _points(path, 3)
+    _append_rows(path, _row(1, 4, (2**64 - 8, 4), (2**64 - 4, 4)))
+    with H5Database(path, "r") as db, pytest.raises(CorruptFileError, match="CRC"):
+        db.get_dataset("ds").datapoints  # noqa: B018
+    assert recover(path).datapoints == 3
+
+
+def test_an_empty_data_record_is_not_read_as_empty_data(tmp_path: Path) -> None:
+    """A DATA record with no body is damage with or without a seal, never ``{}``."""
+    path = tmp_path / "c.h5"
+    _points(path, 5)
+    _append_rows(path, _row(2, 3, (0, 0), (0, 0)))
+    with H5Database(path, "a") as db:  # an honest writer then seals the whole log
+        ds = db.get_dataset("ds")
+        for i in range(5, 5 + SEAL_MIN_ROWS):
+            ds.create_datapoint(f"p{i}")
+    assert _seals(path, ("ds",)).size == 1
+    for use_seal in (True, False):
+        with h5py.File(path, "r") as f:
+            log = DatasetLog(f["datasets/ds"], writable=False, use_seal=use_seal)
+            assert log.data_json(3) == b""
+            with pytest.raises(CorruptFileError, match="not a JSON object"):
+                log.data(3)
+    with H5Database(path, "r") as db, pytest.raises(CorruptFileError, match="not a JSON"):
+        db.get_dataset("ds").get_datapoint("p2").data  # noqa: B018
+    assert any("p2: data is not a valid JSON object" in p for p in check(path).problems)
+
+
+@pytest.mark.parametrize("shape", ["scalar", "2-d", "group", "other dtype"])
+def test_a_malformed_seals_object_is_ignored_and_reported(tmp_path: Path, shape: str) -> None:
+    path = tmp_path / "c.h5"
+    _points(path, SEAL_MIN_ROWS + 10)
+    with h5py.File(path, "r+") as f:
+        group = f["datasets/ds"]
+        good = group["seals"][()]
+        del group["seals"]
+        if shape == "scalar":
+            group.create_dataset("seals", data=good[0])
+        elif shape == "2-d":
+            group.create_dataset("seals", data=np.stack([good, good], axis=1))
+        elif shape == "group":
+            group.create_group("seals")
+        else:
+            group.create_dataset("seals", data=np.zeros(3, dtype=np.uint32))
+    sealed, each = _both_ways(path, ("ds",))
+    assert sealed["seal"] is None
+    assert _same(sealed, each)
+    with H5Database(path, "r") as db:
+        assert len(db.get_dataset("ds").datapoints) == SEAL_MIN_ROWS + 10
+    problems = check(path).problems
+    assert any("unreadable seals" in p for p in problems), problems
+
+
+def test_a_heap_of_superseded_texts_is_not_kept_in_memory(tmp_path: Path) -> None:
+    """Data revised many times: the sealed read keeps only each node's current text."""
+    path = tmp_path / "c.h5"
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("ds")
+        points = [ds.create_datapoint(f"p{i}") for i in range(SEAL_MIN_ROWS)]
+        db.flush()
+        for revision in range(4):
+            for point in points:
+                point.add_data({"r": revision, "pad": "x" * 200})
+            db.flush()
+    with h5py.File(path, "r") as f:
+        log = DatasetLog(f["datasets/ds"], writable=False)
+        assert log._seal is not None
+        assert log._state.sealed_heap == b""  # copied out, heap let go
+        assert log.data(7) == {"r": 3, "pad": "x" * 200}
+    path2 = tmp_path / "d.h5"
+    _points(path2, SEAL_MIN_ROWS + 1)
+    with h5py.File(path2, "r") as f:
+        log = DatasetLog(f["datasets/ds"], writable=False)
+        assert log._seal is not None
+        assert log._state.sealed_heap  # mostly live: texts stay in the heap until read
+        assert log.data(SEAL_MIN_ROWS + 1) == {"i": SEAL_MIN_ROWS}

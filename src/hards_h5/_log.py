@@ -93,9 +93,16 @@ class DatasetLog:
     def data(self, node: int) -> dict[str, Any]:
         """Return ``node``'s data as a fresh dict."""
         body = self._state.data[node]  # (State.body, inlined: the bulk read path)
-        return _codec.decode(
-            self._state.body(node) if body is None else body, big_ints=self.big_ints
-        )
+        try:
+            return _codec.decode(
+                self._state.body(node) if body is None else body, big_ints=self.big_ints
+            )
+        except ValueError as exc:  # a record that passed its CRC but holds no JSON object
+            msg = (
+                f"{self._group.file.filename}: {self._group.name}: the stored data of "
+                f"node {node} is not a JSON object ({exc}); run 'hards-h5 check'"
+            )
+            raise CorruptFileError(msg) from exc
 
     def data_text(self, node: int) -> str:
         """Return the JSON text of ``node``'s data as a str."""
@@ -116,7 +123,9 @@ class DatasetLog:
             return
         rows = read_rows(records, self._applied, total)
         heap_lo, heap_hi = heap_span(rows)
-        heap = read_bytes(self._heap, heap_lo, min(heap_hi, self._heap.shape[0]))
+        heap_len = int(self._heap.shape[0])
+        heap_lo = min(heap_lo, heap_len)  # (a damaged offset: nothing to read there)
+        heap = read_bytes(self._heap, heap_lo, min(heap_hi, heap_len))
         self.big_ints = self.big_ints or _codec.may_hold_big_int(heap)
         self._applied += self._replay(rows, heap, heap_lo)
 

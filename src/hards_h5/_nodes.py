@@ -969,6 +969,7 @@ def _release(
     try:
         if claim is not None and h5.id.valid:
             _write_through(h5, logs, path, closing=True)
+            _seal_logs(h5, logs, path)
     finally:
         logs.clear()
         closed = False
@@ -997,6 +998,31 @@ def _release(
                 claim.release()
 
 
+def _seal_logs(h5: h5py.File, logs: dict[tuple[str, ...], DatasetLog], path: Path) -> None:
+    """Seal the long record logs of a closing writer, after its last flush.
+
+    A seal is only a shortcut for readers: one refused for lack of space is left
+    out, and nothing written before can be lost by one that fails.  Never in SWMR
+    live mode (a seal may need a new HDF5 object).
+    """
+    if h5.swmr_mode:
+        return
+    try:
+        for log in logs.values():
+            log.seal()
+    except StorageFullError:  # refused by the free-space check: nothing written
+        return
+    except (OSError, RuntimeError) as exc:
+        if not _layout.is_disk_full(exc):
+            raise
+        msg = (
+            f"{path}: the disk filled up while sealing the record logs at close; "
+            "everything was flushed before and is intact. If the file then refuses to "
+            f"open, run 'hards-h5 recover {path}'"
+        )
+        raise StorageFullError(msg) from exc
+
+
 def _write_through(
     h5: h5py.File, logs: dict[tuple[str, ...], DatasetLog], path: Path, *, closing: bool
 ) -> None:
@@ -1011,10 +1037,6 @@ def _write_through(
     try:
         for log in logs.values():
             log.write_pending()
-        if closing and not h5.swmr_mode:
-            for log in logs.values():
-                with contextlib.suppress(StorageFullError):  # a seal is only a shortcut
-                    log.seal()
         h5.flush()
         _layout.fsync_file(path)
     except StorageFullError as exc:  # refused by the free-space check: nothing written

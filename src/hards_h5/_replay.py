@@ -7,7 +7,8 @@ Three ways, one result (what ``docs/format.md`` calls replay):
 * :func:`apply_all` checks a batch of rows column-wise (numpy, and one C-level
   ``map`` per step) and applies them only if every one is valid.
 * :func:`apply_sealed` does the same for rows a matching seal covers (``_seal``),
-  so without a CRC per record, and leaves the JSON texts in the heap until read.
+  so without a CRC per record, and (when most of the heap is live) leaves the JSON
+  texts in the heap until read.
 
 The bulk functions change nothing when they return False; the caller then falls
 back to :func:`apply_each`.
@@ -87,15 +88,29 @@ class State:
         files[name] = ref
 
 
+_OFFSET_LIMIT: Final = 1 << 61  # past any real heap: larger offsets are clipped to it
+
+
+def _clipped(column: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Return a uint64 offset or length column as int64, absurd values clipped (no overflow)."""
+    wide = column.astype(np.uint64)
+    clipped: np.ndarray[Any, Any] = np.minimum(wide, np.uint64(_OFFSET_LIMIT)).astype(np.int64)
+    return clipped
+
+
 def heap_span(rows: np.ndarray[Any, Any]) -> tuple[int, int]:
-    """Return the smallest heap range holding every name and body of ``rows``."""
+    """Return the smallest heap range holding every name and body of ``rows``.
+
+    Offsets beyond any real heap (a damaged row) are clipped, so the range stays
+    non-negative; such a row then fails its bounds check when replayed.
+    """
     if rows.size == 0:
         return 0, 0
-    starts = rows["name_off"].astype(np.int64)
-    ends = starts + rows["name_len"]
+    starts = _clipped(rows["name_off"])
+    ends = starts + _clipped(rows["name_len"])
     in_heap = np.isin(rows["kind"], (CREATE, DATA))
-    body_starts = np.where(in_heap, rows["body_off"], starts).astype(np.int64)
-    body_ends = np.where(in_heap, rows["body_off"] + rows["body_len"], ends).astype(np.int64)
+    body_starts = np.where(in_heap, _clipped(rows["body_off"]), starts)
+    body_ends = np.where(in_heap, body_starts + _clipped(rows["body_len"]), ends)
     lo = int(min(starts.min(), body_starts.min()))
     hi = int(max(ends.max(), body_ends.max()))
     return lo, hi
@@ -139,8 +154,10 @@ def _structure(
     name_hi = name_lo + rows["name_len"].astype(np.int64)
     body_lo = np.where(in_heap, rows["body_off"].astype(np.int64) - heap_lo, 0)
     body_hi = body_lo + np.where(in_heap, rows["body_len"].astype(np.int64), 0)
-    inside = (name_lo >= 0) & (name_hi <= heap_len) & (body_lo >= 0) & (body_hi >= body_lo)
-    if not bool(np.all(inside & (body_hi <= heap_len))):
+    # (A sum that wrapped past int64 is caught by hi >= lo.)
+    inside = (name_lo >= 0) & (name_hi >= name_lo) & (name_hi <= heap_len)
+    inside &= (body_lo >= 0) & (body_hi >= body_lo) & (body_hi <= heap_len)
+    if not bool(np.all(inside)):
         return None
     return _Columns(kind, node, creates, name_lo, name_hi, body_lo, body_hi)
 
@@ -231,9 +248,10 @@ def apply_sealed(state: State, rows: np.ndarray[Any, Any], heap: bytes) -> bool:
     """Apply a sealed log prefix to an empty ``state``; else change nothing, return False.
 
     ``rows`` are records ``[0, n)`` and ``heap`` the heap bytes from 0, both known
-    to match a seal (their CRCs were checked as a whole).  The structure is still
-    checked; names are indexed on first lookup and JSON texts stay in ``heap``
-    until read.
+    to match a seal (their CRCs were checked as a whole).  Every rule of the
+    reference replay but the per-record CRC is still checked; names are indexed
+    on first lookup, and JSON texts stay in ``heap`` until read unless most of it
+    is superseded texts (then the live ones are copied out and the heap let go).
     """
     if state.names or len(state.data) != 1:
         return False
@@ -241,15 +259,18 @@ def apply_sealed(state: State, rows: np.ndarray[Any, Any], heap: bytes) -> bool:
     if cols is None:
         return False
     created = int(np.count_nonzero(cols.creates))
+    datas = cols.kind == DATA
+    if bool(np.any(datas & (cols.body_hi == cols.body_lo))):
+        return False  # an empty DATA body is not "{}": leave it to the reference replay
     names = _gather_names(heap, cols.name_lo[cols.creates], cols.name_hi[cols.creates])
-    if names is None or len(names) != created:
+    if names is None or len(names) != created or len(set(names)) != created:
         return False
     files = _file_refs(rows, cols, heap)
     if files is None:
         return False
     # Each node's data is the body of its last CREATE or DATA row (stable sort by
     # node keeps row order within a node).
-    with_body = np.flatnonzero(cols.creates | (cols.kind == DATA))
+    with_body = np.flatnonzero(cols.creates | datas)
     order = with_body[np.argsort(cols.node[with_body], kind="stable")]
     nodes = cols.node[order]
     last = order[np.append(nodes[1:] != nodes[:-1], True)] if order.size else order
@@ -258,11 +279,17 @@ def apply_sealed(state: State, rows: np.ndarray[Any, Any], heap: bytes) -> bool:
     lo[cols.node[last]] = cols.body_lo[last]
     hi[cols.node[last]] = cols.body_hi[last]
     state.names.extend(names)
-    state.built_index = None
-    state.data = [None] * (created + 1)
+    state.built_index = None  # (names checked unique above)
     state.files.extend([None] * created)
-    state.sealed_heap = heap
-    state.sealed_lo, state.sealed_hi = array("q", lo.tobytes()), array("q", hi.tobytes())
+    if int((hi - lo).sum()) * 2 >= len(heap):
+        # Mostly live: keep the heap and slice a text out when it is read.
+        state.data = [None] * (created + 1)
+        state.sealed_heap = heap
+        state.sealed_lo, state.sealed_hi = array("q", lo.tobytes()), array("q", hi.tobytes())
+    else:
+        # Mostly superseded texts: copy out the live ones and let the heap go.
+        bodies = map(heap.__getitem__, map(slice, lo.tolist(), hi.tolist()))
+        state.data = [body or _codec.EMPTY for body in bodies]
     for node, name, ref in files:
         state.add_file(node, name, ref)
     return True

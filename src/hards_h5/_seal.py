@@ -12,6 +12,7 @@ does not match the bytes, the reader replays every record as if it were absent.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from dataclasses import dataclass
 from typing import Any, Final
@@ -60,11 +61,22 @@ def _row_crc(row: np.ndarray[Any, Any]) -> int:
     return zlib.crc32(zeroed.tobytes())
 
 
+def _table(group: h5py.Group) -> np.ndarray[Any, Any]:
+    """Return ``group``'s seals as a 1-D SEAL_DTYPE array; raise ValueError if malformed."""
+    seals = group[SEALS]
+    if not isinstance(seals, h5py.Dataset) or seals.ndim != 1 or seals.dtype != SEAL_DTYPE:
+        msg = "the seals array is not a 1-D array of seals"
+        raise ValueError(msg)
+    return np.asarray(seals[()], dtype=SEAL_DTYPE)
+
+
 def find_seal(group: h5py.Group, rows: int, heap: int) -> Seal | None:
-    """Return the newest intact seal of ``group``'s log that fits in ``rows`` and ``heap``."""
+    """Return the newest intact seal of ``group``'s log that fits in ``rows`` and ``heap``.
+
+    None if there is none, or if the seals array is unreadable or malformed.
+    """
     try:
-        seals = group[SEALS]
-        table = np.asarray(seals[()], dtype=SEAL_DTYPE)
+        table = _table(group)
     except (KeyError, OSError, TypeError, ValueError):
         return None
     for i in range(table.size - 1, -1, -1):
@@ -93,20 +105,23 @@ def audit(group: h5py.Group) -> str | None:
     if SEALS not in group:
         return None
     try:
-        table = np.asarray(group[SEALS][()], dtype=SEAL_DTYPE)
+        table = _table(group)
     except (OSError, TypeError, ValueError) as exc:
         return f"unreadable seals ({exc})"
     damaged = sum(int(table["crc"][i]) != _row_crc(table[i : i + 1]) for i in range(table.size))
     if damaged:
         return f"{damaged} damaged seal(s)"
-    return _audit_newest(group) if table.size else None
+    return _audit_newest(group, table) if table.size else None
 
 
-def _audit_newest(group: h5py.Group) -> str | None:
+def _audit_newest(group: h5py.Group, table: np.ndarray[Any, Any]) -> str | None:
     records, heap = group[RECORDS], group[HEAP]
+    newest = table[-1]
+    if int(newest["rows"]) > records.shape[0] or int(newest["heap"]) > heap.shape[0]:
+        return "its newest seal covers more records or heap bytes than the log holds"
     seal = find_seal(group, int(records.shape[0]), int(heap.shape[0]))
-    if seal is None:
-        return "its seal covers more records or heap bytes than the log holds"
+    if seal is None:  # pragma: no cover - the newest intact seal fits (checked above)
+        return "no seal fits the log"
     rows = np.empty(seal.rows, dtype=RECORD_DTYPE)
     records.read_direct(rows, np.s_[0 : seal.rows])
     body = np.empty(seal.heap, dtype=np.uint8)
@@ -159,11 +174,16 @@ def append_seal(group: h5py.Group, rows: int, previous: Seal | None, *, big_ints
     row["flags"] = SEAL_BIG_INTS if big_ints else 0
     row["crc"] = _row_crc(row)
     check_space(group.file.filename, 4096)
-    if SEALS in group:
-        table: h5py.Dataset = group[SEALS]
-        end = int(table.shape[0])
-        table.resize((end + 1,))
-        table[end:] = row
-    else:
+    if SEALS not in group:
         group.create_dataset(SEALS, data=row, maxshape=(None,), chunks=(64,))
+        return seal
+    table: h5py.Dataset = group[SEALS]
+    end = int(table.shape[0])
+    table.resize((end + 1,))
+    try:
+        table[end:] = row
+    except BaseException:
+        with contextlib.suppress(Exception):  # no zero row left behind to look damaged
+            table.resize((end,))
+        raise
     return seal
