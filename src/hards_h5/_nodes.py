@@ -937,7 +937,9 @@ def _no_gc() -> Iterator[None]:
     Each datapoint object is tracked by the collector, which runs a pass every few
     hundred new objects and, in a process with large libraries imported, spends
     about as long as making the objects does.  Pausing it only postpones collection
-    (Mercurial's ``nogc`` does the same for the same reason).
+    (Mercurial's ``nogc`` does the same for the same reason).  A collector already
+    paused is left paused; one paused by another thread during these milliseconds
+    is running again afterwards (the interpreter has one switch, not a count).
     """
     if not gc.isenabled():
         yield
