@@ -32,7 +32,7 @@ from hards_h5._layout import (
     record_crc,
 )
 from hards_h5._replay import FileRef, State, apply_all, apply_each, apply_sealed, heap_span
-from hards_h5._seal import SEAL_MIN_ROWS, Seal, append_seal, find_seal, matches
+from hards_h5._seal import SEAL_MIN_ROWS, Seal, append_seal, find_seal, read_matching
 from hards_h5.errors import CorruptFileError, StorageFullError
 
 __all__ = ["DatasetLog", "FileRef"]
@@ -142,9 +142,8 @@ class DatasetLog:
         seal = find_seal(self._group, total, int(self._heap.shape[0]))
         if seal is None:
             return
-        rows = read_rows(self._records, 0, seal.rows)
-        heap = read_bytes(self._heap, 0, seal.heap)
-        if matches(seal, rows, heap) and apply_sealed(self._state, rows, heap):
+        sealed = read_matching(self._group, seal)
+        if sealed is not None and apply_sealed(self._state, *sealed):
             self.big_ints = seal.big_ints
             self._applied = seal.rows
             self._seal = seal

@@ -22,15 +22,16 @@ import numpy as np
 
 from hards_h5._layout import (
     HEAP,
-    RECORD_DTYPE,
     RECORDS,
     SEAL_BIG_INTS,
     SEAL_DTYPE,
     SEALS,
     check_space,
+    read_bytes,
+    read_rows,
 )
 
-__all__ = ["SEAL_MIN_ROWS", "Seal", "append_seal", "audit", "find_seal", "matches"]
+__all__ = ["SEAL_MIN_ROWS", "Seal", "append_seal", "audit", "find_seal", "read_matching"]
 
 SEAL_MIN_ROWS: Final = 1024
 """Records a log must have gained since its last seal before closing seals it again
@@ -61,6 +62,21 @@ def _row_crc(row: np.ndarray[Any, Any]) -> int:
     return zlib.crc32(zeroed.tobytes())
 
 
+def _intact(row: np.ndarray[Any, Any]) -> bool:
+    """Whether the one-row array ``row`` carries its own CRC."""
+    return int(row["crc"][0]) == _row_crc(row)
+
+
+def _seal_of(row: np.ndarray[Any, Any]) -> Seal:
+    return Seal(
+        int(row["rows"][0]),
+        int(row["heap"][0]),
+        int(row["rows_crc"][0]),
+        int(row["heap_crc"][0]),
+        bool(int(row["flags"][0]) & SEAL_BIG_INTS),
+    )
+
+
 def _table(group: h5py.Group) -> np.ndarray[Any, Any]:
     """Return ``group``'s seals as a 1-D SEAL_DTYPE array; raise ValueError if malformed."""
     seals = group[SEALS]
@@ -81,17 +97,27 @@ def find_seal(group: h5py.Group, rows: int, heap: int) -> Seal | None:
         return None
     for i in range(table.size - 1, -1, -1):
         row = table[i : i + 1]
-        if int(row["crc"][0]) != _row_crc(row):
-            continue
-        seal = Seal(
-            int(row["rows"][0]),
-            int(row["heap"][0]),
-            int(row["rows_crc"][0]),
-            int(row["heap_crc"][0]),
-            bool(int(row["flags"][0]) & SEAL_BIG_INTS),
-        )
-        if 0 < seal.rows <= rows and seal.heap <= heap:
-            return seal
+        if _intact(row):
+            seal = _seal_of(row)
+            if 0 < seal.rows <= rows and seal.heap <= heap:
+                return seal
+    return None
+
+
+def read_matching(group: h5py.Group, seal: Seal) -> tuple[np.ndarray[Any, Any], bytes] | None:
+    """Read the records and heap bytes ``seal`` covers; return them if they match it.
+
+    None if they do not: the seal then vouches for nothing.
+    """
+    rows = read_rows(group[RECORDS], 0, seal.rows)
+    heap = read_bytes(group[HEAP], 0, seal.heap)
+    if (
+        rows.size == seal.rows
+        and len(heap) == seal.heap
+        and zlib.crc32(rows.view(np.uint8).data) == seal.rows_crc
+        and zlib.crc32(heap) == seal.heap_crc
+    ):
+        return rows, heap
     return None
 
 
@@ -108,38 +134,18 @@ def audit(group: h5py.Group) -> str | None:
         table = _table(group)
     except (OSError, TypeError, ValueError) as exc:
         return f"unreadable seals ({exc})"
-    damaged = sum(int(table["crc"][i]) != _row_crc(table[i : i + 1]) for i in range(table.size))
+    damaged = sum(not _intact(table[i : i + 1]) for i in range(table.size))
     if damaged:
         return f"{damaged} damaged seal(s)"
-    return _audit_newest(group, table) if table.size else None
+    return _audit_newest(group, _seal_of(table[-1:])) if table.size else None
 
 
-def _audit_newest(group: h5py.Group, table: np.ndarray[Any, Any]) -> str | None:
-    records, heap = group[RECORDS], group[HEAP]
-    newest = table[-1]
-    if int(newest["rows"]) > records.shape[0] or int(newest["heap"]) > heap.shape[0]:
+def _audit_newest(group: h5py.Group, newest: Seal) -> str | None:
+    if newest.rows > group[RECORDS].shape[0] or newest.heap > group[HEAP].shape[0]:
         return "its newest seal covers more records or heap bytes than the log holds"
-    seal = find_seal(group, int(records.shape[0]), int(heap.shape[0]))
-    if seal is None:  # pragma: no cover - the newest intact seal fits (checked above)
-        return "no seal fits the log"
-    rows = np.empty(seal.rows, dtype=RECORD_DTYPE)
-    records.read_direct(rows, np.s_[0 : seal.rows])
-    body = np.empty(seal.heap, dtype=np.uint8)
-    if seal.heap:
-        heap.read_direct(body, np.s_[0 : seal.heap])
-    if not matches(seal, rows, body.tobytes()):
+    if read_matching(group, newest) is None:
         return "its seal does not match its records (reads then check every record)"
     return None
-
-
-def matches(seal: Seal, rows: np.ndarray[Any, Any], heap: bytes) -> bool:
-    """Whether ``rows`` (records from 0) and ``heap`` (bytes from 0) are what ``seal`` covers."""
-    return (
-        rows.size == seal.rows
-        and len(heap) == seal.heap
-        and zlib.crc32(rows.view(np.uint8).data) == seal.rows_crc
-        and zlib.crc32(heap) == seal.heap_crc
-    )
 
 
 def append_seal(group: h5py.Group, rows: int, previous: Seal | None, *, big_ints: bool) -> Seal:
@@ -157,16 +163,11 @@ def append_seal(group: h5py.Group, rows: int, previous: Seal | None, *, big_ints
         start_rows, rows_crc = previous.rows, previous.rows_crc
         start_heap, heap_crc = previous.heap, previous.heap_crc
     for lo in range(start_rows, rows, _CHUNK_ROWS):
-        hi = min(rows, lo + _CHUNK_ROWS)
-        part = np.empty(hi - lo, dtype=RECORD_DTYPE)
-        records.read_direct(part, np.s_[lo:hi])
+        part = read_rows(records, lo, min(rows, lo + _CHUNK_ROWS))
         rows_crc = zlib.crc32(part.view(np.uint8).data, rows_crc)
     heap_len = int(heap.shape[0])
     for lo in range(start_heap, heap_len, _CHUNK_BYTES):
-        hi = min(heap_len, lo + _CHUNK_BYTES)
-        part = np.empty(hi - lo, dtype=np.uint8)
-        heap.read_direct(part, np.s_[lo:hi])
-        heap_crc = zlib.crc32(part.data, heap_crc)
+        heap_crc = zlib.crc32(read_bytes(heap, lo, min(heap_len, lo + _CHUNK_BYTES)), heap_crc)
     seal = Seal(rows, heap_len, rows_crc, heap_crc, big_ints)
     row = np.zeros(1, dtype=SEAL_DTYPE)
     row["rows"], row["heap"] = seal.rows, seal.heap
