@@ -73,6 +73,7 @@ __all__ = [
     "read_bytes",
     "read_rows",
     "record_crc",
+    "record_sha256",
     "total_log_rows",
     "walk_datasets",
 ]
@@ -154,6 +155,14 @@ HEAP_CHUNK: Final = 1 << 16
 BLOBS_CHUNK: Final = 1 << 20
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+_SHA256_AT: Final[int] = RECORD_DTYPE.fields["sha256"][1]  # type: ignore[index]
+
+
+def record_sha256(raw: bytes, at: int) -> bytes:
+    """Return the ``sha256`` field of the record whose bytes start at ``raw[at]``."""
+    return raw[at + _SHA256_AT : at + _SHA256_AT + 32]
 
 
 def record_crc(head: bytes, name: bytes, body: bytes) -> int:

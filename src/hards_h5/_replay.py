@@ -25,13 +25,12 @@ from typing import Any, Final
 import numpy as np
 
 from hards_h5 import _codec
-from hards_h5._layout import CREATE, DATA, FILE, RECORD_DTYPE
+from hards_h5._layout import CREATE, DATA, FILE, RECORD_DTYPE, record_sha256
 from hards_h5.errors import CorruptFileError
 
 __all__ = ["FileRef", "State", "apply_all", "apply_each", "apply_sealed", "heap_span"]
 
 _SIZE: Final = RECORD_DTYPE.itemsize
-_SHA_OFFSET: Final[int] = RECORD_DTYPE.fields["sha256"][1]  # type: ignore[index]
 _ROW: Final = np.dtype((np.void, _SIZE))
 _SEPARATOR: Final = ord("/")  # never in a valid name
 _NAME_BLOCK: Final = 1 << 16  # names gathered per numpy pass (bounds the temporaries)
@@ -176,7 +175,7 @@ def _file_refs(
             name = heap[int(cols.name_lo[i]) : int(cols.name_hi[i])].decode()
         except UnicodeDecodeError:
             return None
-        sha = raw[at * _SIZE + _SHA_OFFSET : at * _SIZE + _SHA_OFFSET + 32]
+        sha = record_sha256(raw, at * _SIZE)
         ref = FileRef(int(rows["body_off"][i]), int(rows["body_len"][i]), sha)
         out.append((int(cols.node[i]), name, ref))
     return out
@@ -381,8 +380,7 @@ def apply_each(state: State, rows: np.ndarray[Any, Any], heap: bytes, heap_lo: i
                 text = name.decode()
             except UnicodeDecodeError:
                 break
-            sha = raw[at + _SHA_OFFSET : at + _SHA_OFFSET + 32]
-            state.add_file(node, text, FileRef(body_off, body_len, sha))
+            state.add_file(node, text, FileRef(body_off, body_len, record_sha256(raw, at)))
         else:
             break
         at += _SIZE

@@ -31,12 +31,11 @@ from hards_h5._layout import (
     read_bytes,
     read_rows,
     record_crc,
+    record_sha256,
 )
 from hards_h5._log import FileRef
 
 __all__ = ["SalvagedLog", "salvage_log"]
-
-_SHA_OFFSET: int = RECORD_DTYPE.fields["sha256"][1]  # type: ignore[index]
 
 
 @dataclass
@@ -109,8 +108,7 @@ def salvage_log(group: h5py.Group) -> SalvagedLog:
         elif kind == DATA and node in nodes:
             out.bodies[nodes[node]] = body
         elif kind == FILE and node in nodes:
-            sha = raw[at + _SHA_OFFSET : at + _SHA_OFFSET + 32]
-            out.file_maps[nodes[node]][text] = FileRef(body_off, body_len, sha)
+            out.file_maps[nodes[node]][text] = FileRef(body_off, body_len, record_sha256(raw, at))
         else:
             out.orphaned += 1
     return out
