@@ -157,18 +157,7 @@ def write_blob(blobs: h5py.Dataset, fd: int) -> FileRef:
     start = blobs.shape[0]
     expected = os.fstat(fd).st_size
     _layout.check_space(blobs.file.filename, expected)
-    pos = start
-    h5_fd = _file_descriptor(blobs)
-
-    def store(part: np.ndarray[Any, Any]) -> None:
-        nonlocal pos
-        n = len(part)
-        if pos + n > blobs.shape[0]:  # the source grew while being read
-            blobs.resize((pos + n,))
-        blobs[pos : pos + n] = part
-        pos += n
-        start_writeback(h5_fd)
-
+    store = _Appender(blobs, start)
     try:
         blobs.resize((start + expected,))
         sha256 = _stream(expected, lambda buf: os.readv(fd, [buf.data]), store)
@@ -186,9 +175,9 @@ def write_blob(blobs: h5py.Dataset, fd: int) -> FileRef:
             )
             raise StorageFullError(msg) from exc
         raise
-    if pos != blobs.shape[0]:  # the source shrank while being read
-        blobs.resize((pos,))
-    return FileRef(start, pos - start, sha256)
+    if store.pos != blobs.shape[0]:  # the source shrank while being read
+        blobs.resize((store.pos,))
+    return FileRef(start, store.pos - start, sha256)
 
 
 def read_blob_into(blobs: h5py.Dataset, ref: FileRef, fd: int) -> None:
@@ -241,21 +230,34 @@ def copy_blob(src: h5py.Dataset, ref: FileRef, dst: h5py.Dataset) -> FileRef:
         raise FileIntegrityError(msg)
     start = dst.shape[0]
     dst.resize((start + ref.size,))
-    pos = start
-    dst_fd = _file_descriptor(dst)
-
-    def store(part: np.ndarray[Any, Any]) -> None:
-        nonlocal pos
-        dst[pos : pos + len(part)] = part
-        pos += len(part)
-        start_writeback(dst_fd)
-
+    store = _Appender(dst, start)
     sha256 = _stream(ref.size, _reader(src, ref.offset, ref.offset + ref.size), store)
     if sha256 != ref.sha256:
         dst.resize((start,))
         msg = "attached file bytes do not match their recorded SHA-256"
         raise FileIntegrityError(msg)
     return FileRef(start, ref.size, ref.sha256)
+
+
+class _Appender:
+    """A ``drain`` for :func:`_stream` writing ``blobs`` from ``pos`` on, in order.
+
+    Grows ``blobs`` if more bytes come than it was sized for (a source file that
+    grew while being read) and starts the write-back of each chunk.
+    """
+
+    def __init__(self, blobs: h5py.Dataset, start: int) -> None:
+        self.blobs = blobs
+        self.pos = start
+        self._fd = _file_descriptor(blobs)
+
+    def __call__(self, part: np.ndarray[Any, Any]) -> None:
+        end = self.pos + len(part)
+        if end > self.blobs.shape[0]:
+            self.blobs.resize((end,))
+        self.blobs[self.pos : end] = part
+        self.pos = end
+        start_writeback(self._fd)
 
 
 def _reader(blobs: h5py.Dataset, start: int, end: int) -> Callable[[np.ndarray[Any, Any]], int]:
