@@ -1,4 +1,4 @@
-"""Run the ``hards-h5`` command line in a child process, as a user's shell would."""
+"""Child processes for tests: the ``hards-h5`` command line, and Python scripts to talk to."""
 
 from __future__ import annotations
 
@@ -16,4 +16,14 @@ def hards(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[st
         timeout=300,
         check=False,
         cwd=cwd,
+    )
+
+
+def python_child(script: str, *args: str) -> subprocess.Popen[str]:
+    """Start ``python -c SCRIPT ARGS...`` with text pipes to its stdin and from its stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from cli_runner import hards
+from cli_runner import hards, python_child
 from hards_h5.cli import cli
 
 VERBS = [
@@ -186,12 +186,7 @@ db.close()
 def test_info_tells_a_running_writer_from_a_dead_one(tmp_path: Path) -> None:
     path = tmp_path / "c.h5"
     assert hards("demo", str(path), "--samples", "10").returncode == 0
-    writer = subprocess.Popen(
-        [sys.executable, "-c", HOLD_OPEN, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    writer = python_child(HOLD_OPEN, str(path))
     assert writer.stdin is not None
     assert writer.stdout is not None
     try:

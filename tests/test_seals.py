@@ -8,8 +8,6 @@ or to what it covers must never change what is read — only how fast.
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import tempfile
 import zlib
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cli_runner import python_child
 from hards_h5 import CorruptFileError, H5Database, check, compact, recover
 from hards_h5._layout import RECORD_DTYPE, SEAL_DTYPE, dataset_path, record_crc
 from hards_h5._log import DatasetLog
@@ -277,12 +276,7 @@ def test_no_seal_in_live_mode_and_live_readers_follow_a_sealed_file(tmp_path: Pa
     path = tmp_path / "c.h5"
     _campaign(path, 1200, tmp_path)
     more = SEAL_MIN_ROWS + 10
-    writer = subprocess.Popen(
-        [sys.executable, "-c", LIVE_WRITER, str(path), str(more)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    writer = python_child(LIVE_WRITER, str(path), str(more))
     assert writer.stdin is not None
     assert writer.stdout is not None
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import hards
+from cli_runner import hards, python_child
 from hards_h5 import (
     DatabaseLockedError,
     H5Database,
@@ -151,12 +151,7 @@ with H5Database(sys.argv[1], timeout=60) as db:
 
 def _stepped_writer(db_path: Path) -> subprocess.Popen[str]:
     """Start STEPPED_WRITER on ``db_path``: it goes live, then adds a datapoint per line."""
-    return subprocess.Popen(
-        [sys.executable, "-c", STEPPED_WRITER, str(db_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    return python_child(STEPPED_WRITER, str(db_path))
 
 
 def test_new_rows_appear_only_after_refresh(db_path: Path) -> None:
