@@ -9,16 +9,22 @@ from pathlib import Path
 HARNESS = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 
 
-def test_quick_benchmark_runs(tmp_path: Path) -> None:
-    out = tmp_path / "results.json"
+def _run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a benchmark script; fail with its stderr if it fails."""
     done = subprocess.run(
-        [sys.executable, str(HARNESS), "--quick", "--json", str(out)],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_quick_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = _run(HARNESS, "--quick", "--json", str(out))
     assert "## targets" in done.stdout
     lines = [line for line in done.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
     assert len(lines) >= 8
@@ -27,22 +33,14 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
 
 def test_seal_benchmark_runs(tmp_path: Path) -> None:
     """bench_seals.py strips the seal from a copy and reads both (sizes too small to time)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(HARNESS.parent / "bench_seals.py"),
-            "--n",
-            "3000",
-            "--repeat",
-            "1",
-            "--workdir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    done = _run(
+        HARNESS.parent / "bench_seals.py",
+        "--n",
+        "3000",
+        "--repeat",
+        "1",
+        "--workdir",
+        str(tmp_path),
     )
-    assert done.returncode == 0, done.stderr
     assert "1 seal array(s) removed" in done.stdout
     assert "sealed reads" in done.stdout
