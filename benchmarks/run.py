@@ -198,65 +198,86 @@ def sync_time(step):
     return time.perf_counter() - t
 
 
-copy_dirs = iter(range(1_000_000))
+names = iter(range(1_000_000))
 
 
-copy_names = iter(range(1_000_000))
-
-
-# get_file writes into a new <cache>/<xx>/<sha256>/ directory, so the cp it is
-# compared with writes into a new tree of the same shape; add_file's cp writes
-# beside the campaign file.  Every output (cp's too) is kept until the round ends:
-# on this thin-provisioned virtual disk a write to blocks never written before is
-# several times slower than one to blocks just freed, so deleting cp's copies at
-# once (but not hards-h5's outputs) would hand cp the recycled blocks.
 def cp(*, fresh_dir=False):
-    n = next(copy_names)
-    if fresh_dir:
-        target = work / f"tree{n}" / "ab" / ("cd" * 32) / "copy.bin"
+    # time cp of src (and its sync), then delete the copy at once (see below)
+    n = next(names)
+    if fresh_dir:  # like get_file's <cache>/<xx>/<sha256>/ directory
+        top = work / f"tree{n}"
+        target = top / "ab" / ("cd" * 32) / "copy.bin"
         target.parent.mkdir(parents=True)
+    else:  # beside the campaign file, like add_file
+        top = target = work / f"copy{n}.bin"
+    seconds = sync_time(lambda: subprocess.run(["cp", str(src), str(target)], check=True))
+    remove(top)
+    return seconds
+
+
+def remove(path):
+    if path.is_dir():
+        shutil.rmtree(path)
     else:
-        target = work / f"copy{n}.bin"
-    return sync_time(lambda: subprocess.run(["cp", str(src), str(target)], check=True))
+        path.unlink()
 
 
-# On this virtual disk write speed also changes by several times within minutes.
-# So every hards-h5 step is put between two cp runs of its kind (cp, add_file, cp;
-# cp to a new tree, get_file, cp to a new tree), compared with the mean of the two,
-# and the median of the rounds' ratios is reported.
+def new_point(name):
+    db = H5Database.create_database(work / name)
+    return db, db.create_dataset("ds").create_datapoint("p")
+
+
+# Every step (cp's and hards-h5's alike) writes 1 GiB and gives it back as soon as
+# it is timed, so each writes into the memory and disk blocks the step before it
+# freed.  On this VM that matters more than the code being timed: freed guest
+# memory is handed back to the host (virtio-balloon free page reporting) about 2 s
+# after it is freed, and page cache written into handed-back memory goes at ~0.4
+# GB/s instead of ~3 GB/s -- a cp takes 0.55 s or 2.9 s depending only on that
+# (benchmarks/README.md, "Measuring 1 GiB on this VM").  Keeping outputs until the
+# end of a round made each step's speed depend on its place in the round.
+#
+# Write speed also drifts within minutes, so every hards-h5 step is put between
+# two cp runs of its kind (cp, add_file, cp; cp to a new tree, get_file, cp to a
+# new tree), compared with the mean of the two, and the median of the rounds'
+# ratios is reported.
 copies, adds, gets, repeated = [], [], [], []
 add_vs, get_vs = [], []
+cp()  # untimed: the first timed step, too, finds memory just given back
 for r in range(rounds):
-    os.environ["HARDS_H5_CACHE"] = str(work / f"cache{r}")
-    db = H5Database.create_database(work / f"files{r}.h5")
-    point = db.create_dataset("ds").create_datapoint("p")
+    cache = work / f"cache{r}"
+    os.environ["HARDS_H5_CACHE"] = str(cache)
+    before = cp()
+    db, point = new_point(f"add{r}.h5")
 
     def add():
         point.add_file(src, name="big.bin")
         db.flush()
 
-    before = cp()
     adds.append(sync_time(add))
+    db.close()
+    remove(work / f"add{r}.h5")
     after = cp()
     add_vs.append((before + after) / 2)
     copies += [before, after]
+
+    db, point = new_point(f"get{r}.h5")  # untimed: the file get_file reads from
+    point.add_file(src, name="big.bin")
+    db.flush()
+    cp()  # untimed: gives back as much memory as that took, as every timed step finds
     before = cp(fresh_dir=True)
     gets.append(sync_time(lambda: point.get_file("big.bin")))
-    after = cp(fresh_dir=True)
-    get_vs.append((before + after) / 2)
-    copies += [before, after]
     assert point.get_file("big.bin").stat().st_size == src.stat().st_size
     reps = 10000
     t = time.perf_counter()
     for _ in range(reps):
         point.get_file("big.bin")
     repeated.append((time.perf_counter() - t) / reps)
+    remove(cache)
+    after = cp(fresh_dir=True)
+    get_vs.append((before + after) / 2)
+    copies += [before, after]
     db.close()
-    for leftover in work.iterdir():  # the round's outputs, cp's and hards-h5's
-        if leftover.is_dir():
-            shutil.rmtree(leftover)
-        else:
-            leftover.unlink()
+    remove(work / f"get{r}.h5")
 print(json.dumps({
     "cp": statistics.median(copies), "cp_runs": copies,
     "cp_for_add": statistics.median(add_vs), "cp_for_get": statistics.median(get_vs),

@@ -18,6 +18,13 @@ from hards_h5 import (
     RecoveryNeededError,
 )
 
+# Every 97th datapoint gets a note; every 485th a note of 2.3 MB, which starts
+# mid-chunk in /blobs and spans whole chunks (written directly) in live mode.
+REPS = """
+def reps(i):
+    return 260_000 + i if i % 485 == 0 else i % 500 + 1
+"""
+
 WRITER = """
 import sys, time
 from pathlib import Path
@@ -28,6 +35,7 @@ db = H5Database(path)
 ds = db.get_dataset("ds")
 db.start_swmr()
 print("LIVE", flush=True)
+REPS
 deadline = time.time() + 60  # start once every reader has opened the file
 while len(list(note.parent.glob("ready.*"))) < readers and time.time() < deadline:
     time.sleep(0.01)
@@ -35,13 +43,13 @@ for i in range(n):
     p = ds.create_datapoint(f"p{i}")
     p.add_data({"i": i, "sq": i * i, "text": "t" * (i % 300)})
     if i % 97 == 0:
-        note.write_text(f"note {i}\\n" * (i % 500 + 1))
+        note.write_text(f"note {i}\\n" * reps(i))
         p.add_file(note, name="note.txt")
     if i % every == every - 1:
         db.flush()
         time.sleep(0.002)
 db.close()
-"""
+""".replace("REPS\n", REPS)
 
 READER = """
 import os, sys, time
@@ -51,6 +59,7 @@ path, n = sys.argv[1], int(sys.argv[2])
 db = H5Database(path, "r", swmr=True)
 ds = db.get_dataset("ds")
 Path(sys.argv[3], f"ready.{os.getpid()}").touch()
+REPS
 seen = polls = 0
 deadline = time.time() + 240
 while seen < n and time.time() < deadline:
@@ -62,12 +71,12 @@ while seen < n and time.time() < deadline:
         point = ds.get_datapoint(names[i])
         assert point.data == {"i": i, "sq": i * i, "text": "t" * (i % 300)}, point.data
         if i % 97 == 0:
-            assert point.get_file("note.txt").read_text() == f"note {i}\\n" * (i % 500 + 1)
+            assert point.get_file("note.txt").read_text() == f"note {i}\\n" * reps(i)
     seen = len(names)
     polls += 1
 assert seen == n, f"reader saw {seen} of {n}"
 print(f"OK {seen} {polls}")
-"""
+""".replace("REPS\n", REPS)
 
 
 def _live_run(path: Path, n: int, readers: int, every: int, tmp_path: Path) -> list[str]:

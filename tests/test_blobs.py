@@ -1,0 +1,210 @@
+"""Attached files stream into ``/blobs`` at every alignment, on every write path.
+
+Whole HDF5 chunks are written directly (``write_direct_chunk``) and partial
+chunks through slice assignment; a ``/blobs`` with a filter pipeline (a file
+``h5repack``-ed with gzip, say) takes slice assignment only.  Whatever the path,
+the stored bytes, ``get_file`` and ``check`` must agree with the source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hards_h5 import H5Database, _blobs, _layout, check, compact
+from hards_h5._log import FileRef
+from hards_h5.errors import FileIntegrityError
+
+MIB = 1 << 20
+
+
+def _source(directory: Path, name: str, size: int, seed: int) -> Path:
+    path = directory / name
+    path.write_bytes(np.random.default_rng(seed).bytes(size))
+    return path
+
+
+def _stored_bytes(path: Path) -> bytes:
+    with h5py.File(path, "r") as f:
+        return bytes(f[_layout.BLOBS][()])
+
+
+def _add_all(db_path: Path, sources: list[Path], first: int = 0) -> None:
+    with H5Database(db_path) as db:
+        ds = db.get_dataset("ds")
+        for i, src in enumerate(sources, start=first):
+            ds.create_datapoint(f"p{i}").add_file(src, name="f.bin")
+
+
+def _assert_round_trip(db_path: Path, sources: list[Path]) -> None:
+    # the bytes lie in /blobs back to back, in order, exactly as the sources
+    assert _stored_bytes(db_path) == b"".join(src.read_bytes() for src in sources)
+    with H5Database(db_path, "r") as db:
+        ds = db.get_dataset("ds")
+        for i, src in enumerate(sources):
+            assert ds.get_datapoint(f"p{i}").get_file("f.bin").read_bytes() == src.read_bytes()
+    report = check(db_path)
+    assert report.ok, report.problems
+    assert report.files == len(sources)
+
+
+# Sizes chosen so that files start and end mid-chunk, on a chunk boundary, one
+# byte either side of one, and span several chunks (17 MiB + 3 also takes the
+# two-buffer pipeline of files of 16 MiB or more).
+SIZES = [3, MIB - 3, MIB, 2 * MIB + 5, 0, MIB - 1, 1, 17 * MIB + 3, 3 * MIB]
+
+
+def test_files_at_every_alignment_with_the_real_chunk(db_path: Path, tmp_path: Path) -> None:
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds")
+        assert _blobs._direct_chunk_size(db._blobs()) == _layout.BLOBS_CHUNK
+    sources = [_source(tmp_path, f"s{i}", size, i) for i, size in enumerate(SIZES)]
+    _add_all(db_path, sources[:4])  # two sessions: the second starts mid-chunk
+    _add_all(db_path, sources[4:], first=4)
+    _assert_round_trip(db_path, sources)
+
+
+def test_compact_copies_blobs_through_the_same_paths(db_path: Path, tmp_path: Path) -> None:
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds")
+    sources = [_source(tmp_path, f"s{i}", size, i) for i, size in enumerate(SIZES[:5])]
+    _add_all(db_path, [_source(tmp_path, "dropped", MIB + 11, 99)])
+    with H5Database(db_path) as db:
+        ds = db.get_dataset("ds")
+        # overwritten: the first file's bytes are left for compact to drop
+        ds.get_datapoint("p0").add_file(sources[0], name="f.bin")
+        for i, src in enumerate(sources[1:], start=1):
+            ds.create_datapoint(f"p{i}").add_file(src, name="f.bin")
+    compact(db_path)
+    _assert_round_trip(db_path, sources)
+
+
+def test_a_filtered_blobs_array_takes_slice_writes(db_path: Path, tmp_path: Path) -> None:
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds")
+    with h5py.File(db_path, "r+") as f:  # as h5repack -f GZIP=1 would leave it
+        del f[_layout.BLOBS]
+        f.create_dataset(
+            _layout.BLOBS,
+            shape=(0,),
+            maxshape=(None,),
+            dtype="u1",
+            chunks=(64 * 1024,),
+            compression="gzip",
+            compression_opts=1,
+        )
+    with H5Database(db_path) as db:
+        assert _blobs._direct_chunk_size(db._blobs()) == 0
+    sources = [_source(tmp_path, f"s{i}", size, i) for i, size in enumerate(SIZES[:5])]
+    _add_all(db_path, sources)
+    _assert_round_trip(db_path, sources)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=40_000), min_size=1, max_size=8),
+    sessions=st.integers(min_value=1, max_value=3),
+)
+def test_any_sequence_of_sizes_round_trips_with_small_chunks(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    sizes: list[int],
+    sessions: int,
+) -> None:
+    # Small HDF5 chunks and I/O buffers, so that a few KiB cross many boundaries
+    # and the two-buffer pipeline runs.
+    monkeypatch.setattr(_layout, "BLOBS_CHUNK", 4096)
+    monkeypatch.setattr(_blobs, "CHUNK", 6000)
+    monkeypatch.setattr(_blobs, "_PIPELINE_FROM", 12000)
+    directory = tmp_path_factory.mktemp("small")
+    db_path = directory / "c.h5"
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds")
+        assert _blobs._direct_chunk_size(db._blobs()) == 4096
+    sources = [_source(directory, f"s{i}", size, size) for i, size in enumerate(sizes)]
+    cut = [len(sources) * k // sessions for k in range(sessions + 1)]
+    for k in range(sessions):
+        with H5Database(db_path) as db:
+            ds = db.get_dataset("ds")
+            for i in range(cut[k], cut[k + 1]):
+                ds.create_datapoint(f"p{i}").add_file(sources[i], name="f.bin")
+    _assert_round_trip(db_path, sources)
+
+
+def test_a_source_that_grows_while_read_is_stored_whole(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file still being appended to (a running simulation's log): the bytes read
+    # are stored and hashed consistently, whatever their alignment.
+    src = _source(tmp_path, "growing", 3 * MIB + 17, 1)
+    extra = np.random.default_rng(2).bytes(MIB + 5)
+    with H5Database.create_database(db_path) as db:
+        point = db.create_dataset("ds").create_datapoint("p")
+        real_readv = os.readv
+        appended = False
+
+        def readv_then_grow(fd: int, buffers: list[memoryview]) -> int:
+            nonlocal appended
+            n = real_readv(fd, buffers)
+            if not appended:
+                appended = True
+                with src.open("ab") as fh:
+                    fh.write(extra)
+            return n
+
+        monkeypatch.setattr(os, "readv", readv_then_grow)
+        point.add_file(src, name="f.bin")
+        monkeypatch.undo()
+        got = point.get_file("f.bin").read_bytes()
+    assert got == src.read_bytes()
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert check(db_path).ok
+    assert src.stat().st_size == 4 * MIB + 22
+
+
+def _small_blobs(path: Path) -> h5py.Dataset:
+    f = h5py.File(path, "w", libver="latest")
+    return f.create_dataset("b", shape=(0,), maxshape=(None,), dtype="u1", chunks=(4096,))
+
+
+def test_an_unallocated_chunk_reads_as_zeros_and_fails_the_hash(tmp_path: Path) -> None:
+    blobs = _small_blobs(tmp_path / "u.h5")
+    blobs.resize((3 * 4096,))
+    blobs[:4096] = 7  # the other two chunks are never written
+    as_stored = bytes([7]) * 4096 + bytes(2 * 4096)
+    out = tmp_path / "out.bin"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        _blobs.read_blob_into(
+            blobs, FileRef(0, len(as_stored), hashlib.sha256(as_stored).digest()), fd
+        )
+        assert out.read_bytes() == as_stored
+        with pytest.raises(FileIntegrityError, match="SHA-256"):
+            _blobs.read_blob_into(blobs, FileRef(0, 3 * 4096, bytes(32)), fd)
+    finally:
+        os.close(fd)
+        blobs.file.close()
+
+
+def test_dirty_cached_chunks_are_read_as_written(tmp_path: Path) -> None:
+    # Slice writes leave chunks dirty in HDF5's chunk cache; whole-chunk reads
+    # must see them (HDF5 flushes the cached copy before H5Dread_chunk).
+    blobs = _small_blobs(tmp_path / "d.h5")
+    data = np.random.default_rng(3).integers(0, 256, 5 * 4096 + 100, dtype=np.uint8)
+    blobs.resize((len(data),))
+    for at in range(0, len(data), 1000):  # small pieces: every chunk partial first
+        blobs[at : at + 1000] = data[at : at + 1000]
+    fill = _blobs._reader(blobs, 50, len(data))
+    buf = np.zeros(len(data), dtype=np.uint8)
+    assert fill(buf) == len(data) - 50
+    assert bytes(buf[: len(data) - 50]) == data[50:].tobytes()
+    blobs.file.close()
