@@ -44,3 +44,19 @@ def test_seal_benchmark_runs(tmp_path: Path) -> None:
     )
     assert "1 seal array(s) removed" in done.stdout
     assert "sealed reads" in done.stdout
+
+
+def test_write_memory_probe_runs(tmp_path: Path) -> None:
+    """probe_write_memory.py runs both chains (sizes too small to show anything)."""
+    done = _run(
+        HARNESS.parent / "probe_write_memory.py",
+        "--mib",
+        "2",
+        "--steps",
+        "4",
+        "--workdir",
+        str(tmp_path),
+    )
+    assert "delete at once:" in done.stdout
+    assert "keep every 4th:" in done.stdout
+    assert "k" in done.stdout.split("keep every 4th:")[1]

@@ -24,10 +24,19 @@ from hards_h5 import _layout
 from hards_h5._log import FileRef
 from hards_h5.errors import FileIntegrityError, SourceFileError, StorageFullError
 
-__all__ = ["CHUNK", "copy_blob", "open_source", "read_blob_into", "write_blob"]
+__all__ = ["CHUNK", "WRITE_PIECE", "copy_blob", "open_source", "read_blob_into", "write_blob"]
 
 CHUNK = 8 << 20
 """Bytes moved per read/write call (8 MiB)."""
+
+WRITE_PIECE = 1 << 20
+"""Bytes per ``write`` call when extracting (1 MiB, like HDF5's chunk writes).
+
+Measured here (Linux 6.18, ext4, 2 vCPUs): extracting 1 GiB with one ``write``
+per 8 MiB took 1.0-1.8 s, with one per 1 MiB 0.67-0.72 s (the SHA-256 floor), in
+two runs alternating the two, each extraction between ``cp`` runs.  Reads stay
+at :data:`CHUNK`: they fill page-cache-resident bytes into a reused buffer.
+"""
 
 _PIPELINE_FROM = 2 * CHUNK
 """Files this large are hashed on a second thread while the next chunk moves."""
@@ -199,9 +208,10 @@ def read_blob_into(blobs: h5py.Dataset, ref: FileRef, fd: int) -> None:
 
     def write_out(part: np.ndarray[Any, Any]) -> None:
         nonlocal written
-        view = part.data
-        while view:
-            view = view[os.write(fd, view) :]
+        for at in range(0, len(part), WRITE_PIECE):
+            view = part.data[at : at + WRITE_PIECE]
+            while view:
+                view = view[os.write(fd, view) :]
         start_writeback(fd, written, len(part))
         written += len(part)
 
