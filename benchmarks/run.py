@@ -227,25 +227,23 @@ def new_point(name):
     return db, db.create_dataset("ds").create_datapoint("p")
 
 
-# Every step (cp's and hards-h5's alike) writes 1 GiB and gives it back as soon as
-# it is timed, so each writes into the memory and disk blocks the step before it
-# freed.  On this VM that matters more than the code being timed: freed guest
-# memory is handed back to the host (virtio-balloon free page reporting) about 2 s
-# after it is freed, and page cache written into handed-back memory goes at ~0.4
-# GB/s instead of ~3 GB/s -- a cp takes 0.55 s or 2.9 s depending only on that
-# (benchmarks/README.md, "Measuring 1 GiB on this VM").  Keeping outputs until the
-# end of a round made each step's speed depend on its place in the round.
-#
-# Write speed also drifts within minutes, so every hards-h5 step is put between
-# two cp runs of its kind (cp, add_file, cp; cp to a new tree, get_file, cp to a
-# new tree), compared with the mean of the two, and the median of the rounds'
-# ratios is reported.
+# What a 1 GiB write costs on this VM depends on what happened just before it more
+# than on the code being timed (benchmarks/README.md, "Measuring 1 GiB on this
+# VM"): freed guest memory is handed back to the host a couple of seconds later
+# (virtio-balloon free page reporting) and page cache written into it fills at a
+# fraction of the usual speed; deleting a file discards its blocks on this
+# thin-provisioned disk (ext4 mounted with `discard`); kept outputs leave the next
+# step to find new memory.  So every timed step, cp's and hards-h5's alike, comes
+# right after the same event -- a cp whose copy was deleted at once -- and each
+# hards-h5 step is compared with the cp timed just before it, under the same
+# conditions; untimed cp runs put that event back after anything else.  The median
+# of the rounds' ratios is reported.
 copies, adds, gets, repeated = [], [], [], []
 add_vs, get_vs = [], []
-cp()  # untimed: the first timed step, too, finds memory just given back
 for r in range(rounds):
     cache = work / f"cache{r}"
     os.environ["HARDS_H5_CACHE"] = str(cache)
+    cp()  # untimed
     before = cp()
     db, point = new_point(f"add{r}.h5")
 
@@ -256,16 +254,16 @@ for r in range(rounds):
     adds.append(sync_time(add))
     db.close()
     remove(work / f"add{r}.h5")
-    after = cp()
-    add_vs.append((before + after) / 2)
-    copies += [before, after]
+    add_vs.append(before)
 
     db, point = new_point(f"get{r}.h5")  # untimed: the file get_file reads from
     point.add_file(src, name="big.bin")
     db.flush()
-    cp()  # untimed: gives back as much memory as that took, as every timed step finds
-    before = cp(fresh_dir=True)
+    cp()  # untimed
+    before_get = cp(fresh_dir=True)
     gets.append(sync_time(lambda: point.get_file("big.bin")))
+    get_vs.append(before_get)
+    copies += [before, before_get]
     assert point.get_file("big.bin").stat().st_size == src.stat().st_size
     reps = 10000
     t = time.perf_counter()
@@ -273,9 +271,6 @@ for r in range(rounds):
         point.get_file("big.bin")
     repeated.append((time.perf_counter() - t) / reps)
     remove(cache)
-    after = cp(fresh_dir=True)
-    get_vs.append((before + after) / 2)
-    copies += [before, after]
     db.close()
     remove(work / f"get{r}.h5")
 print(json.dumps({
@@ -381,10 +376,15 @@ def bench_files(
     results: dict[str, Any] = {}
     for mib in sizes_mib:
         src = work / f"src-{mib}.bin"
+        # Random bytes throughout, like the compressed or binary outputs a campaign
+        # attaches.  A 1 MiB block written 1024 times (as before) let this VM's host
+        # merge the identical pages of the buffers that stream it, and breaking that
+        # sharing on every refill made add_file and get_file up to 2x slower
+        # (benchmarks/README.md, "Measuring 1 GiB on this VM"); cp, which copies in
+        # the kernel, was not affected.
         with src.open("wb") as fh:
-            block = os.urandom(1 << 20)
             for _ in range(mib):
-                fh.write(block)
+                fh.write(os.urandom(1 << 20))
         run_dir = work / f"files-{mib}"
         run_dir.mkdir()
         results[mib] = _child(FILES, src, run_dir, repeat)
