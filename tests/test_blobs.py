@@ -208,3 +208,25 @@ def test_dirty_cached_chunks_are_read_as_written(tmp_path: Path) -> None:
     assert fill(buf) == len(data) - 50
     assert bytes(buf[: len(data) - 50]) == data[50:].tobytes()
     blobs.file.close()
+
+
+@given(
+    pos=st.integers(min_value=0, max_value=10**12),
+    n=st.integers(min_value=0, max_value=50_000),
+    chunk=st.sampled_from([0, 1, 7, 4096, 1 << 20]),
+)
+def test_pieces_cover_the_range_and_whole_ones_are_aligned_chunks(
+    pos: int, n: int, chunk: int
+) -> None:
+    pieces = list(_blobs._pieces(pos, n, chunk))
+    assert sum(length for _, length, _ in pieces) == n
+    at = 0
+    for start, length, whole in pieces:
+        assert start == at
+        assert length > 0
+        if whole:
+            assert length == chunk
+            assert (pos + start) % chunk == 0
+        at += length
+    # only the first and the last piece can be partial chunks
+    assert all(whole for _, _, whole in pieces[1:-1])

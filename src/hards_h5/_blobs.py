@@ -12,7 +12,7 @@ import hashlib
 import os
 import stat
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -275,18 +275,31 @@ class _Appender:
         end = pos + n
         if end > self.blobs.shape[0]:
             self.blobs.resize((end,))
-        done = 0
-        if chunk:
-            done = min(-pos % chunk, n)  # up to the first chunk boundary
-            if done:
-                self.blobs[pos : pos + done] = part[:done]
-            while n - done >= chunk:
-                self.blobs.id.write_direct_chunk((pos + done,), part[done : done + chunk])
-                done += chunk
-        if done < n:
-            self.blobs[pos + done : end] = part[done:]
+        for at, length, whole in _pieces(pos, n, chunk):
+            piece = part[at : at + length]
+            if whole:
+                self.blobs.id.write_direct_chunk((pos + at,), piece)
+            else:
+                self.blobs[pos + at : pos + at + length] = piece
         self.pos = end
         start_writeback(self._fd)
+
+
+def _pieces(pos: int, n: int, chunk: int) -> Iterator[tuple[int, int, bool]]:
+    """Split ``n`` bytes of ``/blobs`` from ``pos`` at its chunk boundaries.
+
+    Yields ``(at, length, whole)`` in order: ``at`` counts from ``pos``, and
+    ``whole`` is true for a piece that is exactly one chunk.  With ``chunk`` 0 (no
+    whole-chunk I/O) the bytes are one piece.
+    """
+    done = min(-pos % chunk, n) if chunk else n  # up to the first chunk boundary
+    if done:
+        yield 0, done, False
+    while chunk and n - done >= chunk:
+        yield done, chunk, True
+        done += chunk
+    if done < n:
+        yield done, n - done, False
 
 
 def _direct_chunk_size(blobs: h5py.Dataset) -> int:
@@ -316,24 +329,18 @@ def _reader(blobs: h5py.Dataset, start: int, end: int) -> Callable[[np.ndarray[A
     pos = start
     chunk = _direct_chunk_size(blobs)
 
-    def read(buf: np.ndarray[Any, Any], at: int) -> None:
-        blobs.read_direct(buf, np.s_[at : at + len(buf)])
-
     def fill(buf: np.ndarray[Any, Any]) -> int:
         nonlocal pos
         n = max(min(len(buf), end - pos), 0)
-        done = min(-pos % chunk, n) if chunk else n
-        if done:
-            read(buf[:done], pos)
-        while n - done >= chunk > 0:
-            part = buf[done : done + chunk]
-            try:
-                blobs.id.read_direct_chunk((pos + done,), out=part)
-            except (OSError, RuntimeError, ValueError):  # not allocated
-                read(part, pos + done)
-            done += chunk
-        if done < n:
-            read(buf[done:n], pos + done)
+        for at, length, whole in _pieces(pos, n, chunk):
+            piece = buf[at : at + length]
+            if whole:
+                try:
+                    blobs.id.read_direct_chunk((pos + at,), out=piece)
+                    continue
+                except (OSError, RuntimeError, ValueError):  # not allocated
+                    pass
+            blobs.read_direct(piece, np.s_[pos + at : pos + at + length])
         pos += n
         return n
 
