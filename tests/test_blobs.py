@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from hards_h5 import H5Database, _blobs, _layout, check, compact
 from hards_h5._log import FileRef
-from hards_h5.errors import FileIntegrityError
+from hards_h5.errors import CorruptFileError, FileIntegrityError
 
 MIB = 1 << 20
 
@@ -230,3 +230,98 @@ def test_pieces_cover_the_range_and_whole_ones_are_aligned_chunks(
         at += length
     # only the first and the last piece can be partial chunks
     assert all(whole for _, _, whole in pieces[1:-1])
+
+
+class _Counting:
+    """Stands in for a dataset's low-level id, counting whole-chunk calls."""
+
+    def __init__(self, real: h5py.h5d.DatasetID) -> None:
+        self.real = real
+        self.calls = {"write_direct_chunk": 0, "read_direct_chunk": 0}
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self.real, name)
+        if name in self.calls:
+
+            def counted(*args: object, **kwargs: object) -> object:
+                result = attr(*args, **kwargs)  # counted only when it succeeds
+                self.calls[name] += 1
+                return result
+
+            return counted
+        return attr
+
+
+class _Spied:
+    """A /blobs dataset whose whole-chunk calls are counted."""
+
+    def __init__(self, real: h5py.Dataset) -> None:
+        self.real = real
+        self.id = _Counting(real.id)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+    def __setitem__(self, key: object, value: object) -> None:
+        self.real[key] = value
+
+
+def test_whole_chunks_take_the_direct_paths(tmp_path: Path) -> None:
+    # Wrong bytes are caught above; this catches the fast paths silently falling
+    # back to slice I/O (a future h5py raising on every direct call, say).
+    blobs = _small_blobs(tmp_path / "s.h5")
+    spied = _Spied(blobs)
+    src = _source(tmp_path, "src", 10 * 4096 + 123, 5)
+    blobs.resize((100,))
+    blobs[:100] = 1  # the file starts mid-chunk
+    fd = _blobs.open_source(src)
+    try:
+        ref = _blobs.write_blob(spied, fd)  # type: ignore[arg-type]
+    finally:
+        os.close(fd)
+    # 100 + 40963 bytes: a 3996-byte head, 9 whole chunks, a 1063-byte tail
+    assert spied.id.calls["write_direct_chunk"] == 9
+    fill = _blobs._reader(spied, ref.offset, ref.offset + ref.size)  # type: ignore[arg-type]
+    buf = np.empty(ref.size, dtype=np.uint8)
+    assert fill(buf) == ref.size
+    assert bytes(buf) == src.read_bytes()
+    assert spied.id.calls["read_direct_chunk"] == 9
+    blobs.file.close()
+
+
+def test_a_blobs_array_of_another_type_is_refused(db_path: Path, tmp_path: Path) -> None:
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds").create_datapoint("p")
+    with h5py.File(db_path, "r+") as f:  # as another tool might have left it
+        del f[_layout.BLOBS]
+        f.create_dataset(_layout.BLOBS, shape=(0,), maxshape=(None,), dtype="i1", chunks=(4096,))
+    src = _source(tmp_path, "s", 3 * MIB, 1)
+    with H5Database(db_path) as db:
+        point = db.get_dataset("ds").get_datapoint("p")
+        with pytest.raises(CorruptFileError, match="not 1-D bytes"):
+            point.add_file(src, name="f.bin")
+        assert point.files == []
+        assert db._blobs().shape == (0,)
+
+
+def test_a_file_with_an_old_superblock_checks_and_compacts(db_path: Path, tmp_path: Path) -> None:
+    # h5repack without -L writes superblock version 0, which keeps no status flags
+    src = _source(tmp_path, "s", MIB + 3, 1)
+    with H5Database.create_database(db_path) as db:
+        point = db.create_dataset("ds").create_datapoint("p")
+        point.add_data({"a": 1})
+        point.add_file(src, name="f.bin")
+    old = tmp_path / "old.h5"
+    with h5py.File(db_path, "r") as f, h5py.File(old, "w", libver="earliest") as g:
+        for key, value in f.attrs.items():
+            g.attrs[key] = value
+        for name in f:
+            f.copy(f[name], g, name=name)
+    assert old.read_bytes()[8] == 0  # superblock version 0
+    report = check(old)
+    assert report.ok, report.problems
+    compact(old)
+    with H5Database(old, "r") as db:
+        point = db.get_dataset("ds").get_datapoint("p")
+        assert point.data == {"a": 1}
+        assert point.get_file("f.bin").read_bytes() == src.read_bytes()

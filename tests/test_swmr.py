@@ -18,8 +18,8 @@ from hards_h5 import (
     RecoveryNeededError,
 )
 
-# Every 97th datapoint gets a note; every 485th a note of 2.3 MB, which starts
-# mid-chunk in /blobs and spans whole chunks (written directly) in live mode.
+# Every 97th datapoint gets a note; every 485th a note of 2.3 MB, which (but for
+# the first) starts mid-chunk in /blobs and spans whole chunks written directly.
 REPS = """
 def reps(i):
     return 260_000 + i if i % 485 == 0 else i % 500 + 1

@@ -22,7 +22,12 @@ import numpy as np
 
 from hards_h5 import _layout
 from hards_h5._log import FileRef
-from hards_h5.errors import FileIntegrityError, SourceFileError, StorageFullError
+from hards_h5.errors import (
+    CorruptFileError,
+    FileIntegrityError,
+    SourceFileError,
+    StorageFullError,
+)
 
 __all__ = ["CHUNK", "WRITE_PIECE", "copy_blob", "open_source", "read_blob_into", "write_blob"]
 
@@ -239,8 +244,8 @@ def copy_blob(src: h5py.Dataset, ref: FileRef, dst: h5py.Dataset) -> FileRef:
         )
         raise FileIntegrityError(msg)
     start = dst.shape[0]
-    dst.resize((start + ref.size,))
     store = _Appender(dst, start)
+    dst.resize((start + ref.size,))
     sha256 = _stream(ref.size, _reader(src, ref.offset, ref.offset + ref.size), store)
     if sha256 != ref.sha256:
         dst.resize((start,))
@@ -265,6 +270,13 @@ class _Appender:
     """
 
     def __init__(self, blobs: h5py.Dataset, start: int) -> None:
+        if blobs.dtype != np.uint8 or len(blobs.shape) != 1:
+            # (written by another tool: bytes stored there would be converted)
+            msg = (
+                f"{blobs.file.filename}: /blobs is a {blobs.dtype} array of shape "
+                f"{blobs.shape}, not 1-D bytes (uint8); attached files cannot be stored"
+            )
+            raise CorruptFileError(msg)
         self.blobs = blobs
         self.pos = start
         self._fd = _file_descriptor(blobs)
@@ -308,7 +320,7 @@ def _direct_chunk_size(blobs: h5py.Dataset) -> int:
     Whole chunks can be written as they are only into a chunked 1-D byte array
     without filters: there, a chunk's stored bytes are its elements.
     """
-    if blobs.chunks is None or len(blobs.chunks) != 1 or blobs.dtype.itemsize != 1:
+    if blobs.chunks is None or len(blobs.chunks) != 1 or blobs.dtype != np.uint8:
         return 0
     if blobs.id.get_create_plist().get_nfilters():
         return 0

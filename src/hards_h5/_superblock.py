@@ -104,13 +104,18 @@ def status_flags(path: Path) -> int:
     Raises
     ------
     NotAHardsFileError
-        If ``path`` has no version 2/3 HDF5 superblock at offset 0.
+        If ``path`` has no HDF5 superblock (version 0 to 3) at offset 0.
     CorruptFileError
         If the superblock's checksum does not match.
 
     """
     fd = os.open(path, os.O_RDONLY)
     try:
+        head = os.pread(fd, 9, 0)
+        if head[:8] == _SIGNATURE and head[8] in (0, 1):
+            # Versions 0 and 1 (what h5repack writes without -L) keep no status
+            # flags: there is nothing a dead writer could have left set.
+            return 0
         block, _ = _read_superblock(fd, path)
     finally:
         os.close(fd)
