@@ -77,12 +77,19 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     return (c - _rot(b, 24)) & _M
 
 
-def _read_superblock(fd: int, path: Path) -> tuple[bytes, int]:
+def _read_superblock(fd: int, path: Path) -> tuple[bytes, int] | None:
+    """Return the superblock's bytes up to its checksum and where that starts.
+
+    None for versions 0 and 1 (what h5repack writes without -L): they keep no
+    status flags, so there is nothing a dead writer could have left set.
+    """
     head = os.pread(fd, 64, 0)
     if head[:8] != _SIGNATURE:
         msg = f"{path}: no HDF5 superblock at offset 0"
         raise NotAHardsFileError(msg)
     version = head[8]
+    if version in (0, 1):
+        return None
     if version not in (2, 3):
         msg = f"{path}: HDF5 superblock version {version} has no status flags to clear"
         raise NotAHardsFileError(msg)
@@ -111,15 +118,10 @@ def status_flags(path: Path) -> int:
     """
     fd = os.open(path, os.O_RDONLY)
     try:
-        head = os.pread(fd, 9, 0)
-        if head[:8] == _SIGNATURE and head[8] in (0, 1):
-            # Versions 0 and 1 (what h5repack writes without -L) keep no status
-            # flags: there is nothing a dead writer could have left set.
-            return 0
-        block, _ = _read_superblock(fd, path)
+        superblock = _read_superblock(fd, path)
     finally:
         os.close(fd)
-    return block[_FLAGS_AT]
+    return 0 if superblock is None else superblock[0][_FLAGS_AT]
 
 
 def clear_status_flags(path: Path) -> bool:
@@ -137,9 +139,10 @@ def clear_status_flags(path: Path) -> bool:
         return False  # (and a read-only file needs no write access for that)
     fd = os.open(path, os.O_RDWR)
     try:
-        block, end = _read_superblock(fd, path)
-        if block[_FLAGS_AT] == 0:
+        superblock = _read_superblock(fd, path)
+        if superblock is None or superblock[0][_FLAGS_AT] == 0:
             return False
+        block, end = superblock
         fixed = bytearray(block)
         fixed[_FLAGS_AT] = 0
         fixed[end : end + 4] = lookup3(bytes(fixed[:end])).to_bytes(4, "little")
