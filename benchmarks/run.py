@@ -188,21 +188,75 @@ FILES = """
 import shutil, statistics, subprocess
 from hards_h5 import H5Database
 src, work, rounds = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+size = src.stat().st_size
+
+# What a 1 GiB write costs on a VM depends on whether the host still backs the
+# free guest memory the kernel puts the page cache in (benchmarks/README.md,
+# "Measuring 1 GiB on this VM").  The guest's free page reporting hands freed
+# memory back to the host 2 s after it is freed; page cache written into such
+# memory fills several times slower, and which free memory a write gets depends on
+# the size of its writes and on what was freed last -- a cp right after another
+# cp's copy was deleted is fast, a get_file after it is not.  So every timed step,
+# cp's and hards-h5's alike, starts from the same state, one where the memory it
+# takes is backed whatever its shape: (1) wait until the reporter has nothing
+# pending -- 2.5 s after the last big free, its counter still; (2) a separate
+# process touches and frees three times the file's size of memory (huge pages);
+# (3) an untimed cp of the source, its copy deleted at once; then the step, which
+# ends before the report that these frees set off.  Each hards-h5 step is compared
+# with the cp timed just before it; the median of the rounds' ratios is reported,
+# and how much memory was reported to the host during each timed step.
+REPORTED = Path("/sys/module/page_reporting/parameters/reported_kib")
+REPORT_DELAY = 2.5  # the kernel's PAGE_REPORTING_DELAY is 2 s
+WARM = (
+    "import mmap, sys\\n"
+    "n = int(sys.argv[1])\\n"
+    "m = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\\n"
+    "m.madvise(mmap.MADV_HUGEPAGE)\\n"
+    "for at in range(0, n, 4096):\\n"
+    "    m[at] = 1\\n"
+)
+last_free = time.monotonic()
+reported_during = []  # per timed step, in order
 
 
-def sync_time(step):
+def reported_kib():
+    try:
+        return int(REPORTED.read_text())
+    except (OSError, ValueError):
+        return 0  # no such counter: only the delay is waited for
+
+
+def settle():
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        before = reported_kib()
+        time.sleep(max(0.5, REPORT_DELAY - (time.monotonic() - last_free)))
+        if reported_kib() == before and time.monotonic() - last_free >= REPORT_DELAY:
+            return
+
+
+def timed(step):
     os.sync()
+    settle()
+    subprocess.run([sys.executable, "-c", WARM, str(max(3 * size, 256 << 20))], check=True)
+    prep = work / "prep.bin"
+    subprocess.run(["cp", str(src), str(prep)], check=True)
+    os.sync()
+    prep.unlink()
+    start_kib = reported_kib()
     t = time.perf_counter()
     step()
     os.sync()  # every step is timed until its bytes are on the disk
-    return time.perf_counter() - t
+    seconds = time.perf_counter() - t
+    reported_during.append((reported_kib() - start_kib) / 1024)
+    return seconds
 
 
 names = iter(range(1_000_000))
 
 
 def cp(*, fresh_dir=False):
-    # time cp of src (and its sync), then delete the copy at once (see below)
+    # time cp of src (and its sync), then delete the copy
     n = next(names)
     if fresh_dir:  # like get_file's <cache>/<xx>/<sha256>/ directory
         top = work / f"tree{n}"
@@ -210,16 +264,18 @@ def cp(*, fresh_dir=False):
         target.parent.mkdir(parents=True)
     else:  # beside the campaign file, like add_file
         top = target = work / f"copy{n}.bin"
-    seconds = sync_time(lambda: subprocess.run(["cp", str(src), str(target)], check=True))
+    seconds = timed(lambda: subprocess.run(["cp", str(src), str(target)], check=True))
     remove(top)
     return seconds
 
 
 def remove(path):
+    global last_free
     if path.is_dir():
         shutil.rmtree(path)
     else:
         path.unlink()
+    last_free = time.monotonic()
 
 
 def new_point(name):
@@ -227,23 +283,11 @@ def new_point(name):
     return db, db.create_dataset("ds").create_datapoint("p")
 
 
-# What a 1 GiB write costs on this VM depends on what happened just before it more
-# than on the code being timed (benchmarks/README.md, "Measuring 1 GiB on this
-# VM"): freed guest memory is handed back to the host a couple of seconds later
-# (virtio-balloon free page reporting) and page cache written into it fills at a
-# fraction of the usual speed; deleting a file discards its blocks on this
-# thin-provisioned disk (ext4 mounted with `discard`); kept outputs leave the next
-# step to find new memory.  So every timed step, cp's and hards-h5's alike, comes
-# right after the same event -- a cp whose copy was deleted at once -- and each
-# hards-h5 step is compared with the cp timed just before it, under the same
-# conditions; untimed cp runs put that event back after anything else.  The median
-# of the rounds' ratios is reported.
 adds, gets, repeated = [], [], []
 add_vs, get_vs = [], []  # the cp timed just before each step
 for r in range(rounds):
     cache = work / f"cache{r}"
     os.environ["HARDS_H5_CACHE"] = str(cache)
-    cp()  # untimed
     before = cp()
     db, point = new_point(f"add{r}.h5")
 
@@ -251,7 +295,7 @@ for r in range(rounds):
         point.add_file(src, name="big.bin")
         db.flush()
 
-    adds.append(sync_time(add))
+    adds.append(timed(add))
     db.close()
     remove(work / f"add{r}.h5")
     add_vs.append(before)
@@ -259,18 +303,17 @@ for r in range(rounds):
     db, point = new_point(f"get{r}.h5")  # untimed: the file get_file reads from
     point.add_file(src, name="big.bin")
     db.flush()
-    cp()  # untimed
     before_get = cp(fresh_dir=True)
-    gets.append(sync_time(lambda: point.get_file("big.bin")))
+    gets.append(timed(lambda: point.get_file("big.bin")))
     get_vs.append(before_get)
-    assert point.get_file("big.bin").stat().st_size == src.stat().st_size
+    assert point.get_file("big.bin").stat().st_size == size
     reps = 10000
     t = time.perf_counter()
     for _ in range(reps):
         point.get_file("big.bin")
     repeated.append((time.perf_counter() - t) / reps)
-    remove(cache)
     db.close()
+    remove(cache)
     remove(work / f"get{r}.h5")
 copies = [t for pair in zip(add_vs, get_vs) for t in pair]  # in the order timed
 print(json.dumps({
@@ -281,7 +324,8 @@ print(json.dumps({
     "add_ratio": statistics.median(c / a for c, a in zip(add_vs, adds)),
     "get_ratio": statistics.median(c / g for c, g in zip(get_vs, gets)),
     "repeated_get_file_us": statistics.median(repeated) * 1e6, "peak_rss_mb": peak_mb(),
-    "bytes": src.stat().st_size, "rounds": rounds,
+    "bytes": size, "rounds": rounds,
+    "reported_to_host_mib": reported_during,  # per timed step: cp, add, cp, get, ...
 }))
 """
 
@@ -303,6 +347,10 @@ def _child(code: str, *args: object) -> dict[str, Any]:
         raise RuntimeError(msg)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def _times(seconds: list[float]) -> str:
+    return " ".join(f"{t:.2f}" for t in seconds)
 
 
 def _du_kib(path: Path) -> int:
@@ -389,12 +437,17 @@ def bench_files(
         run_dir.mkdir()
         results[mib] = _child(FILES, src, run_dir, repeat)
         r = results[mib]
-        runs = ", ".join(f"{t:.2f}" for t in r["cp_runs"])
+        runs = _times(r["cp_runs"])
         log(
             f"  {mib:>5} MiB: add_file {r['add_file']:.3f} s vs cp {r['cp_for_add']:.3f} s "
             f"({r['add_ratio']:.2f}x)  first get_file {r['first_get_file']:.3f} s vs cp to a "
             f"new tree {r['cp_for_get']:.3f} s ({r['get_ratio']:.2f}x)  repeated "
             f"{r['repeated_get_file_us']:.1f} us  peak RSS {r['peak_rss_mb']:.0f} MB  (cp runs {runs})"
+        )
+        log(
+            f"         per round: add_file {_times(r['add_file_runs'])}, first get_file "
+            f"{_times(r['first_get_file_runs'])}; memory reported to the host during timed "
+            f"steps: at most {max(r['reported_to_host_mib'], default=0):.0f} MiB"
         )
         shutil.rmtree(run_dir)
         src.unlink()
