@@ -5,8 +5,9 @@ page reporting), memory freed in the guest is handed back a couple of seconds
 later, and page cache written into handed-back memory is filled at a fraction of
 the usual speed, whatever the code doing the writing.  A benchmark comparing two
 writers there measures where each one's pages came from unless every step finds
-the same conditions; ``run.py`` therefore deletes every step's output as soon as
-it is timed.
+the same conditions; ``run.py`` therefore prepares the memory the same way before
+every timed step (``_memory_state.py``; ``probe_preconditions.py`` compares the
+ways of doing so).
 
 This script shows the effect with ``cp`` alone, in two chains of ``cp SRC copy``
 + ``sync`` (each timed):

@@ -190,59 +190,24 @@ from hards_h5 import H5Database
 src, work, rounds = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 size = src.stat().st_size
 
+sys.path.insert(0, BENCHDIR)
+from _memory_state import MemoryState, reported_kib
+
 # What a 1 GiB write costs on a VM depends on whether the host still backs the
-# free guest memory the kernel puts the page cache in (benchmarks/README.md,
-# "Measuring 1 GiB on this VM").  The guest's free page reporting hands freed
-# memory back to the host 2 s after it is freed; page cache written into such
-# memory fills several times slower, and which free memory a write gets depends on
-# the size of its writes and on what was freed last -- a cp right after another
-# cp's copy was deleted is fast, a get_file after it is not.  So every timed step,
-# cp's and hards-h5's alike, starts from the same state, one where the memory it
-# takes is backed whatever its shape: (1) wait until the reporter has nothing
-# pending -- 2.5 s after the last big free, its counter still; (2) a separate
-# process touches and frees three times the file's size of memory (huge pages);
-# (3) an untimed cp of the source, its copy deleted at once; then the step, which
-# ends before the report that these frees set off.  Each hards-h5 step is compared
-# with the cp timed just before it; the median of the rounds' ratios is reported,
-# and how much memory was reported to the host during each timed step.
-REPORTED = Path("/sys/module/page_reporting/parameters/reported_kib")
-REPORT_DELAY = 2.5  # the kernel's PAGE_REPORTING_DELAY is 2 s
-WARM = (
-    "import mmap, sys\\n"
-    "n = int(sys.argv[1])\\n"
-    "m = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\\n"
-    "m.madvise(mmap.MADV_HUGEPAGE)\\n"
-    "for at in range(0, n, 4096):\\n"
-    "    m[at] = 1\\n"
-)
-last_free = time.monotonic()
-reported_during = []  # per timed step, in order
-
-
-def reported_kib():
-    try:
-        return int(REPORTED.read_text())
-    except (OSError, ValueError):
-        return 0  # no such counter: only the delay is waited for
-
-
-def settle():
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        before = reported_kib()
-        time.sleep(max(0.5, REPORT_DELAY - (time.monotonic() - last_free)))
-        if reported_kib() == before and time.monotonic() - last_free >= REPORT_DELAY:
-            return
+# free guest memory its page cache lands in, and which free memory a write gets
+# depends on the size of its writes and on what was freed last (benchmarks/
+# README.md, "Measuring 1 GiB on this VM"; _memory_state.py).  So every timed
+# step, cp's and hards-h5's alike, starts from the same state, one where both run
+# at their best: no report to the host pending, three times the file's size of
+# memory touched and freed, then an untimed cp deleted at once.  Each hards-h5
+# step is compared with the cp timed just before it; the median of the rounds'
+# ratios is reported, and how much memory went to the host during each timed step.
+memory = MemoryState()
+reported_during = []  # MiB, per timed step, in order
 
 
 def timed(step):
-    os.sync()
-    settle()
-    subprocess.run([sys.executable, "-c", WARM, str(max(3 * size, 256 << 20))], check=True)
-    prep = work / "prep.bin"
-    subprocess.run(["cp", str(src), str(prep)], check=True)
-    os.sync()
-    prep.unlink()
+    memory.prepare(src, work / "prep.bin", max(3 * size, 256 << 20))
     start_kib = reported_kib()
     t = time.perf_counter()
     step()
@@ -270,12 +235,11 @@ def cp(*, fresh_dir=False):
 
 
 def remove(path):
-    global last_free
     if path.is_dir():
         shutil.rmtree(path)
     else:
         path.unlink()
-    last_free = time.monotonic()
+    memory.freed()
 
 
 def new_point(name):
@@ -331,9 +295,8 @@ print(json.dumps({
 
 
 def _child(code: str, *args: object) -> dict[str, Any]:
-    script = _PRELUDE.replace("PARENT", str(PARENT_POINTS)) + code.replace(
-        "PARENT", str(PARENT_POINTS)
-    )
+    script = (_PRELUDE + code).replace("PARENT", str(PARENT_POINTS))
+    script = script.replace("BENCHDIR", repr(str(HERE)))
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     done = subprocess.run(
         [sys.executable, "-c", script, *map(str, args)],

@@ -60,3 +60,23 @@ def test_write_memory_probe_runs(tmp_path: Path) -> None:
     assert "delete at once:" in done.stdout
     assert "keep every 4th:" in done.stdout
     assert "k" in done.stdout.split("keep every 4th:")[1]
+
+
+def test_preconditions_probe_runs(tmp_path: Path) -> None:
+    """probe_preconditions.py times cp and get_file after every preparation (too small to show)."""
+    done = _run(
+        HARNESS.parent / "probe_preconditions.py",
+        "--mib",
+        "2",
+        "--rounds",
+        "1",
+        "--settle",
+        "0",
+        "--workdir",
+        str(tmp_path),
+    )
+    rows = done.stdout.splitlines()
+    for name in ("nothing", "cp deleted", "touched (huge pages)", "touched, then cp deleted"):
+        assert any(row.strip().startswith(name) for row in rows), done.stdout
+    assert "most memory reported to the host" in done.stdout
+    assert not list(tmp_path.iterdir())  # its scratch directory is gone
