@@ -22,6 +22,11 @@ def _run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def _run_in(workdir: Path, script: str, options: str) -> subprocess.CompletedProcess[str]:
+    """Run ``benchmarks/<script>`` with space-separated ``options`` and ``--workdir``."""
+    return _run(HARNESS.parent / script, *options.split(), "--workdir", str(workdir))
+
+
 def test_quick_benchmark_runs(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     done = _run(HARNESS, "--quick", "--json", str(out))
@@ -33,30 +38,14 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
 
 def test_seal_benchmark_runs(tmp_path: Path) -> None:
     """bench_seals.py strips the seal from a copy and reads both (sizes too small to time)."""
-    done = _run(
-        HARNESS.parent / "bench_seals.py",
-        "--n",
-        "3000",
-        "--repeat",
-        "1",
-        "--workdir",
-        str(tmp_path),
-    )
+    done = _run_in(tmp_path, "bench_seals.py", "--n 3000 --repeat 1")
     assert "1 seal array(s) removed" in done.stdout
     assert "sealed reads" in done.stdout
 
 
 def test_write_memory_probe_runs(tmp_path: Path) -> None:
     """probe_write_memory.py runs both chains (sizes too small to show anything)."""
-    done = _run(
-        HARNESS.parent / "probe_write_memory.py",
-        "--mib",
-        "2",
-        "--steps",
-        "4",
-        "--workdir",
-        str(tmp_path),
-    )
+    done = _run_in(tmp_path, "probe_write_memory.py", "--mib 2 --steps 4")
     assert "delete at once:" in done.stdout
     assert "keep every 4th:" in done.stdout
     assert "k" in done.stdout.split("keep every 4th:")[1]
@@ -64,17 +53,7 @@ def test_write_memory_probe_runs(tmp_path: Path) -> None:
 
 def test_preconditions_probe_runs(tmp_path: Path) -> None:
     """probe_preconditions.py times cp and get_file after every preparation (too small to show)."""
-    done = _run(
-        HARNESS.parent / "probe_preconditions.py",
-        "--mib",
-        "2",
-        "--rounds",
-        "1",
-        "--settle",
-        "0",
-        "--workdir",
-        str(tmp_path),
-    )
+    done = _run_in(tmp_path, "probe_preconditions.py", "--mib 2 --rounds 1 --settle 0")
     rows = done.stdout.splitlines()
     for name in ("nothing", "cp deleted", "touched (huge pages)", "touched, then cp deleted"):
         assert any(row.strip().startswith(name) for row in rows), done.stdout
