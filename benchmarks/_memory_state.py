@@ -1,16 +1,18 @@
 """Put a VM's free memory in one known state before a timed large write.
 
 On a VM whose balloon device reports free pages to the host (virtio-balloon free
-page reporting), memory freed in the guest is handed back 2 s later, and page
-cache written into handed-back memory fills several times slower, whatever the
-code doing the writing.  Which free memory a write gets depends on the size of
-its writes and on what was freed last, so two writers timed one after the other
-can meet different memory (benchmarks/README.md, "Measuring 1 GiB on this VM").
+page reporting), memory freed in the guest is handed back from 2 s after it is
+freed, in passes about 2 s apart, and page cache written into handed-back memory
+fills several times slower, whatever the code doing the writing.  Which free
+memory a write gets depends on the size of its writes and on what was freed last,
+so two writers timed one after the other can meet different memory
+(benchmarks/README.md, "Measuring 1 GiB on this VM").
 
-:meth:`MemoryState.prepare` gives every timed step the same start: no report
-pending, then memory touched and freed (so the host backs it), then an untimed
-``cp`` whose copy is deleted at once.  On a machine without free page reporting it
-costs a short wait and changes nothing else.
+:meth:`MemoryState.prepare` gives every timed step the same start: the reporter
+quiet, then memory touched and freed (so the host backs it), then an untimed
+``cp`` whose copy is deleted at once.  Where the kernel has no free page reporting
+(no counter to read) nothing is touched: the wait is the delay alone and the
+``cp`` is the only preparation.
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ from pathlib import Path
 
 REPORTED = Path("/sys/module/page_reporting/parameters/reported_kib")
 REPORT_DELAY = 2.5
-"""Seconds to wait after a big free: the kernel's ``PAGE_REPORTING_DELAY`` is 2 s."""
+"""Seconds of quiet that count as settled: the kernel's ``PAGE_REPORTING_DELAY`` is 2 s,
+and the passes reporting one big free come about 2 s apart."""
+
+TOUCH_FLOOR = 64 << 20
 
 _TOUCH = """
 import mmap, sys
 n, huge = int(sys.argv[1]), sys.argv[2] == "1"
 m = mmap.mmap(-1, n, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-m.madvise(mmap.MADV_HUGEPAGE if huge else mmap.MADV_NOHUGEPAGE)
+advice = getattr(mmap, "MADV_HUGEPAGE" if huge else "MADV_NOHUGEPAGE", None)
+if advice is not None:
+    m.madvise(advice)
 for at in range(0, n, 4096):
     m[at] = 1
 """
@@ -41,6 +48,20 @@ def reported_kib() -> int:
         return int(REPORTED.read_text())
     except (OSError, ValueError):
         return 0
+
+
+def reporting() -> bool:
+    """Whether this kernel reports free memory to a host (its counter is readable)."""
+    try:
+        int(REPORTED.read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def touch_bytes(size: int) -> int:
+    """Memory to touch and free before a step writing ``size`` bytes: 3x, at least 64 MiB."""
+    return max(3 * size, TOUCH_FLOOR)
 
 
 def touch_and_free(nbytes: int, *, huge_pages: bool = True) -> None:
@@ -67,22 +88,33 @@ class MemoryState:
         """Note that a big file or buffer was just freed (a report may follow)."""
         self.last_free = time.monotonic()
 
-    def settle(self, timeout: float = 30.0) -> bool:
-        """Wait until no report is pending; return False if ``timeout`` ran out."""
+    def settle(self, timeout: float = 60.0) -> bool:
+        """Wait until ``report_delay`` has passed since the last big free and since the
+        reported counter last moved; return False if ``timeout`` ran out first."""
         if self.report_delay <= 0:
             return True
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            before = reported_kib()
-            time.sleep(max(0.5, self.report_delay - (time.monotonic() - self.last_free)))
-            quiet = time.monotonic() - self.last_free >= self.report_delay
-            if quiet and reported_kib() == before:
+        seen, moved = reported_kib(), time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now - max(self.last_free, moved) >= self.report_delay:
                 return True
-        return False
+            if now >= deadline:
+                return False
+            time.sleep(0.1)
+            if (current := reported_kib()) != seen:
+                seen, moved = current, time.monotonic()
 
-    def prepare(self, src: Path, scratch: Path, touch_bytes: int) -> None:
-        """Sync, settle, touch and free ``touch_bytes``, then copy ``src`` and delete it."""
+    def prepare(self, src: Path, scratch: Path, size: int) -> bool:
+        """Sync and settle, touch and free memory, then copy ``src`` and delete the copy.
+
+        ``size`` is the number of bytes the timed step will write.  Returns whether
+        the reporter was quiet before the preparation began (see :meth:`settle`).
+        """
         os.sync()
-        self.settle()
-        touch_and_free(touch_bytes)
+        settled = self.settle()
+        if reporting():
+            touch_and_free(touch_bytes(size))
         copy_and_delete(src, scratch)
+        self.freed()
+        return settled

@@ -5,13 +5,13 @@ reporting), page cache written into memory the host no longer backs fills
 several times slower, and which free memory a write gets depends on the size of
 its writes and on what was freed last.  This probe times ``cp`` + ``sync`` and a
 first ``get_file`` (extraction + ``sync``) of the same random file after each
-preparation, in alternation, every step after waiting until no report is pending
-(``_memory_state.py``):
+preparation, in alternation, every step after the reporter has been quiet for
+2.5 s (``_memory_state.py``):
 
 * ``nothing``;
 * ``cp deleted``: an untimed ``cp`` of the source, its copy deleted at once;
 * ``touched (huge pages)`` / ``touched (4 KiB pages)``: a separate process writes
-  to three times the file's size of memory, then exits;
+  to three times the file's size of memory (at least 64 MiB), then exits;
 * ``touched, then cp deleted``: both -- what ``run.py`` does before every timed step.
 
 Usage::
@@ -43,12 +43,13 @@ from _memory_state import (
     copy_and_delete,
     reported_kib,
     touch_and_free,
+    touch_bytes,
 )
 from hards_h5 import H5Database
 
 
 def _preparations(src: Path, scratch: Path) -> dict[str, Callable[[], None]]:
-    touch = 3 * src.stat().st_size
+    touch = touch_bytes(src.stat().st_size)
 
     def both() -> None:
         touch_and_free(touch)
@@ -76,6 +77,8 @@ def main() -> None:
         help="seconds to wait after a big free before each step (0: none, for a smoke test)",
     )
     args = parser.parse_args()
+    if args.rounds < 1 or args.mib < 1:
+        parser.error("--rounds and --mib must be at least 1")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         work = Path(tmp)
         src = work / "src.bin"

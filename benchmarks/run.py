@@ -198,16 +198,17 @@ from _memory_state import MemoryState, reported_kib
 # depends on the size of its writes and on what was freed last (benchmarks/
 # README.md, "Measuring 1 GiB on this VM"; _memory_state.py).  So every timed
 # step, cp's and hards-h5's alike, starts from the same state, one where both run
-# at their best: no report to the host pending, three times the file's size of
-# memory touched and freed, then an untimed cp deleted at once.  Each hards-h5
-# step is compared with the cp timed just before it; the median of the rounds'
-# ratios is reported, and how much memory went to the host during each timed step.
+# at their best: the reporter quiet for 2.5 s, three times the file's size of
+# memory (at least 64 MiB) touched and freed, then an untimed cp deleted at once.
+# Each hards-h5 step is compared with the cp timed just before it; the median of
+# the rounds' ratios is reported, with how much memory went to the host during
+# each timed step and whether the reporter was quiet before it.
 memory = MemoryState()
-reported_during = []  # MiB, per timed step, in order
+reported_during, unsettled = [], []  # per timed step, in order
 
 
 def timed(step):
-    memory.prepare(src, work / "prep.bin", max(3 * size, 256 << 20))
+    unsettled.append(not memory.prepare(src, work / "prep.bin", size))
     start_kib = reported_kib()
     t = time.perf_counter()
     step()
@@ -290,6 +291,7 @@ print(json.dumps({
     "repeated_get_file_us": statistics.median(repeated) * 1e6, "peak_rss_mb": peak_mb(),
     "bytes": size, "rounds": rounds,
     "reported_to_host_mib": reported_during,  # per timed step: cp, add, cp, get, ...
+    "unsettled": unsettled,  # per timed step: the reporter was still busy after 60 s
 }))
 """
 
@@ -411,6 +413,7 @@ def bench_files(
             f"         per round: add_file {_times(r['add_file_runs'])}, first get_file "
             f"{_times(r['first_get_file_runs'])}; memory reported to the host during timed "
             f"steps: at most {max(r['reported_to_host_mib'], default=0):.0f} MiB"
+            + (f"; {sum(r['unsettled'])} step(s) timed unsettled" if any(r["unsettled"]) else "")
         )
         shutil.rmtree(run_dir)
         src.unlink()
