@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPORTED = Path("/sys/module/page_reporting/parameters/reported_kib")
@@ -42,21 +43,30 @@ for at in range(0, n, 4096):
 """
 
 
-def reported_kib() -> int:
-    """Return the KiB of memory reported to the host so far (0 where not reported)."""
+def _read_reported() -> int | None:
     try:
         return int(REPORTED.read_text())
     except (OSError, ValueError):
-        return 0
+        return None
+
+
+def reported_kib() -> int:
+    """Return the KiB of memory reported to the host so far (0 where not reported)."""
+    return _read_reported() or 0
 
 
 def reporting() -> bool:
     """Whether this kernel reports free memory to a host (its counter is readable)."""
-    try:
-        int(REPORTED.read_text())
-    except (OSError, ValueError):
-        return False
-    return True
+    return _read_reported() is not None
+
+
+def timed_to_disk(step: Callable[[], object]) -> tuple[float, float]:
+    """Run ``step``, then ``sync``; return the seconds taken and the MiB reported meanwhile."""
+    before = reported_kib()
+    start = time.perf_counter()
+    step()
+    os.sync()  # a step is timed until its bytes are on the disk
+    return time.perf_counter() - start, (reported_kib() - before) / 1024
 
 
 def touch_bytes(size: int) -> int:

@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from _memory_state import (
     REPORT_DELAY,
     MemoryState,
     copy_and_delete,
-    reported_kib,
+    timed_to_disk,
     touch_and_free,
     touch_bytes,
 )
@@ -98,12 +97,9 @@ def main() -> None:
             os.sync()
             memory.settle()
             preparations[name]()
-            before = reported_kib()
-            start = time.perf_counter()
-            run()
-            os.sync()
-            times.setdefault((name, step), []).append(time.perf_counter() - start)
-            reported = max(reported, (reported_kib() - before) / 1024)
+            seconds, mib = timed_to_disk(run)
+            times.setdefault((name, step), []).append(seconds)
+            reported = max(reported, mib)
 
         copy, cache = work / "copy.bin", work / "cache"
         for _ in range(args.rounds):

@@ -191,7 +191,7 @@ src, work, rounds = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 size = src.stat().st_size
 
 sys.path.insert(0, BENCHDIR)
-from _memory_state import MemoryState, reported_kib
+from _memory_state import MemoryState, timed_to_disk
 
 # What a 1 GiB write costs on a VM depends on whether the host still backs the
 # free guest memory its page cache lands in, and which free memory a write gets
@@ -209,12 +209,8 @@ reported_during, unsettled = [], []  # per timed step, in order
 
 def timed(step):
     unsettled.append(not memory.prepare(src, work / "prep.bin", size))
-    start_kib = reported_kib()
-    t = time.perf_counter()
-    step()
-    os.sync()  # every step is timed until its bytes are on the disk
-    seconds = time.perf_counter() - t
-    reported_during.append((reported_kib() - start_kib) / 1024)
+    seconds, reported = timed_to_disk(step)
+    reported_during.append(reported)
     return seconds
 
 
