@@ -3,8 +3,17 @@
 Export writes through the seed's own ``FilesystemDatabase``, so the result is
 exactly what the seed opens.  Import walks the seed's directories itself:
 ``FilesystemDatabase`` lists entries by ``Path.stem`` and would turn ``run.v2``
-into ``run``.  A directory has no creation order, so imported children,
-datapoints and files are created in sorted name order.
+into ``run``.
+
+A directory has no creation order, so export also writes an order file
+(:data:`ORDER_FILE`) into the database directory and every dataset and
+datapoint directory that holds two names or more, next to ``children``,
+``datapoints``, ``files`` and ``data.json``.  The seed reads only those four
+names there (every dataset, datapoint and file name lives one level down,
+inside them), so the order file cannot clash with a name and the seed ignores
+it.  Import creates the names the order file lists first, in its order, then
+any others (e.g. added later by the seed, or all of them in a directory the
+seed wrote) in sorted name order.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +34,14 @@ from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
 from hards_h5._progress import Progress, Tally
 from hards_h5.errors import HARDSError, InvalidDataError, NotAHardsFileError
 
-__all__ = ["MigrationReport", "export_seed", "import_seed"]
+__all__ = ["ORDER_FILE", "MigrationReport", "export_seed", "import_seed"]
 
 _CHILDREN, _DATAPOINTS, _FILES, _DATA = "children", "datapoints", "files", "data.json"
+ORDER_FILE = "hards-h5-order.json"
+"""Written by export next to ``children``/``datapoints``/``files``; the seed ignores it.
+
+A JSON object mapping ``"children"``, ``"datapoints"`` and ``"files"`` (those the
+node has) to its names in creation order."""
 
 
 @dataclass
@@ -70,25 +85,59 @@ def export_seed(
         total = sum(len(ds.datapoints) for ds in iter_datasets(db)) if progress else 0
         tally = Tally(progress, total)
 
-        def copy(node: Any, into: Any) -> None:
+        def copy(node: Any, into: Any, folder: Path) -> None:
             for name in node.children:
                 src: H5Dataset = node.get_dataset(name)
                 dst = into.create_dataset(name)
                 report.datasets += 1
+                where = folder / _CHILDREN / name
                 _copy_node(src, dst, report)
-                for point in src.recursively_get_datapoints(parents=False):
+                points = src.recursively_get_datapoints(parents=False)
+                for point in points:
                     _copy_node(point, dst.create_datapoint(point.name), report)
+                    _write_order(where / _DATAPOINTS / point.name, files=point.files)
                     report.datapoints += 1
                     tally.add()
-                copy(src, dst)
+                names = [point.name for point in points]
+                _write_order(where, children=src.children, datapoints=names, files=src.files)
+                copy(src, dst, where)
 
         seed = FilesystemDatabase.create_database(target)
         try:
-            copy(db, seed)
+            _write_order(target, children=db.children)
+            copy(db, seed, target)
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)  # no half-written directory
             raise
     return report
+
+
+def _write_order(folder: Path, **lists: Sequence[str]) -> None:
+    """Write ``folder``'s order file, if any of its lists has two names or more."""
+    if any(len(names) > 1 for names in lists.values()):
+        text = json.dumps({key: list(names) for key, names in lists.items() if names})
+        (folder / ORDER_FILE).write_text(text + "\n", encoding="utf-8")
+
+
+def _read_order(folder: Path) -> dict[str, list[str]]:
+    """Return ``folder``'s order file (empty if it has none); refuse a damaged one."""
+    path = folder / ORDER_FILE
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, UnicodeDecodeError):
+        value = None
+    if isinstance(value, dict) and all(
+        isinstance(names, list) and all(isinstance(n, str) for n in names)
+        for names in value.values()
+    ):
+        return {str(key): list(names) for key, names in value.items()}
+    msg = (
+        f"{path}: not an order file written by 'hards-h5 export' (a JSON object of"
+        " name lists); remove it to import this folder's entries in sorted name order"
+    )
+    raise InvalidDataError(msg)
 
 
 def _copy_node(src: Any, dst: Any, report: MigrationReport) -> None:
@@ -114,13 +163,25 @@ def _read_data(path: Path) -> dict[str, Any]:
     return value
 
 
-def _entries(folder: Path) -> list[Path]:
+def _entries(folder: Path, order: dict[str, list[str]]) -> list[Path]:
+    """List ``folder`` (``children``, ``datapoints`` or ``files`` of a node) in order.
+
+    The names ``order`` lists for it come first, in that order; the rest follow in
+    sorted name order (code-point order, so ``B`` before ``a``).
+    """
     if not folder.is_dir():
         return []
-    return sorted(folder.iterdir())  # hidden names too: ".config" is a valid HARDS name
+    found = {path.name: path for path in folder.iterdir()}  # hidden names too: ".config"
+    first = [found.pop(name) for name in dict.fromkeys(order.get(folder.name, ())) if name in found]
+    return first + [found[name] for name in sorted(found)]
 
 
-def _import_node(folder: Path, node: H5Dataset | H5Datapoint, report: MigrationReport) -> None:
+def _import_node(
+    folder: Path,
+    node: H5Dataset | H5Datapoint,
+    report: MigrationReport,
+    order: dict[str, list[str]],
+) -> None:
     data = _read_data(folder / _DATA)
     if data:
         try:
@@ -128,7 +189,7 @@ def _import_node(folder: Path, node: H5Dataset | H5Datapoint, report: MigrationR
         except InvalidDataError as exc:
             msg = f"{folder / _DATA}: {exc}"
             raise InvalidDataError(msg) from None
-    for file in _entries(folder / _FILES):
+    for file in _entries(folder / _FILES, order):
         if file.is_file():
             node.add_file(file, name=check_name(file.name, "file"))
             report.files += 1
@@ -168,22 +229,23 @@ def import_seed(
     db = H5Database.create_database(out)
     try:
 
-        def walk(folder: Path, parent: H5Database | H5Dataset) -> None:
-            for child in _entries(folder / _CHILDREN):
+        def walk(folder: Path, parent: H5Database | H5Dataset, order: dict[str, list[str]]) -> None:
+            for child in _entries(folder / _CHILDREN, order):
                 if not child.is_dir():
                     continue
                 dataset = parent.create_dataset(child.name)
                 report.datasets += 1
-                _import_node(child, dataset, report)
-                for point_dir in _entries(child / _DATAPOINTS):
+                own = _read_order(child)
+                _import_node(child, dataset, report, own)
+                for point_dir in _entries(child / _DATAPOINTS, own):
                     if point_dir.is_dir():
                         point = dataset.create_datapoint(point_dir.name)
-                        _import_node(point_dir, point, report)
+                        _import_node(point_dir, point, report, _read_order(point_dir))
                         report.datapoints += 1
                         tally.add()
-                walk(child, dataset)
+                walk(child, dataset, own)
 
-        walk(source, db)
+        walk(source, db, _read_order(source))
         db.close()
     except BaseException:
         db.close()
@@ -196,8 +258,8 @@ def import_seed(
 def _count_seed_datapoints(folder: Path) -> int:
     """Return how many datapoints :func:`import_seed` will create (the progress total)."""
     total = 0
-    for child in _entries(folder / _CHILDREN):
+    for child in _entries(folder / _CHILDREN, {}):
         if child.is_dir():
-            total += sum(1 for p in _entries(child / _DATAPOINTS) if p.is_dir())
+            total += sum(1 for p in _entries(child / _DATAPOINTS, {}) if p.is_dir())
             total += _count_seed_datapoints(child)
     return total
