@@ -61,6 +61,9 @@ def export_seed(
 ) -> MigrationReport:
     """Write the campaign file ``source`` as a seed-format directory ``directory``.
 
+    Creation order is kept in :data:`ORDER_FILE` files, which the seed ignores and
+    :func:`import_seed` follows.
+
     Parameters
     ----------
     source : str or os.PathLike
@@ -204,7 +207,10 @@ def import_seed(
     """Read the seed-format directory ``directory`` into a new campaign file ``target``.
 
     Nothing is left behind on failure: the new file is removed.  ``progress``,
-    if given, is called as ``progress(done, total)`` in datapoints.
+    if given, is called as ``progress(done, total)`` in datapoints.  Children,
+    datapoints and files are created in the order of the folder's
+    :data:`ORDER_FILE` (written by :func:`export_seed`), then, for names it does
+    not list, in sorted name order.
 
     Raises
     ------
@@ -212,7 +218,7 @@ def import_seed(
         If ``directory`` is not a seed database (no ``children`` folder).
     InvalidDataError
         If a ``data.json`` cannot be stored (e.g. it holds NaN, which strict JSON
-        forbids); the message names the file.
+        forbids), or an order file is damaged; the message names the file.
 
     """
     source = Path(directory)
