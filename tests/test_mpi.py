@@ -178,3 +178,59 @@ def test_write_campaign_files_nested_dataset_and_errors(tmp_path: Path) -> None:
             assert point.data == {"i": i, "rank": i % 4}
             text = point.get_file("note.txt").read_text()
             assert text == f"task {i} on rank {i % 4}\n" * (i + 1)
+
+
+@needs_mpi
+def test_mpi_pi_example_refuses_an_existing_file_in_one_line(tmp_path: Path) -> None:
+    """Re-running the example on its own output: one clear line, every rank exits 1."""
+    assert MPIEXEC is not None, "HARDS_H5_REQUIRE_MPI is set but mpiexec is not on PATH"
+    out = tmp_path / "pi.h5"
+    command = [MPIEXEC, "-n", "2", sys.executable, str(EXAMPLE), str(out), "--samples", "200"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert first.returncode == 0, first.stderr
+    before = out.read_bytes()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 1
+    assert "Traceback" not in again.stdout + again.stderr
+    assert again.stderr.strip() == f"error: {out} already exists; pass a new path or remove it"
+    assert out.read_bytes() == before  # not touched
+
+
+def _import_mpi_in_child(
+    env: dict[str, str], prelude: str = ""
+) -> subprocess.CompletedProcess[str]:
+    code = (
+        f"{prelude}\n"
+        "from hards_h5 import MissingDependencyError\n"
+        "try:\n"
+        "    import hards_h5.mpi\n"
+        "except MissingDependencyError as exc:\n"
+        "    assert isinstance(exc, ImportError)\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    print('imported')\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+def test_missing_mpi_library_says_what_to_install(tmp_path: Path) -> None:
+    """mpi4py without a loadable libmpi (pip install mpi4py on a bare machine)."""
+    pytest.importorskip("mpi4py")
+    done = _import_mpi_in_child({"MPI4PY_LIBMPI": str(tmp_path / "no" / "libmpi.so")})
+    assert done.returncode == 0, done.stderr
+    assert "mpi4py is installed but finds no MPI library (libmpi.so): pip install mpich" in (
+        done.stdout
+    )
+
+
+def test_missing_mpi4py_says_what_to_install() -> None:
+    done = _import_mpi_in_child({}, prelude="import sys; sys.modules['mpi4py'] = None")
+    assert done.returncode == 0, done.stderr
+    assert "needs mpi4py and an MPI library: pip install 'hards-h5[mpi]'" in done.stdout

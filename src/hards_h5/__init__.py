@@ -8,7 +8,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from hards_h5._frame import MissingDependencyError
 from hards_h5._merge import MergeReport, merge
 from hards_h5._migrate import MigrationReport, export_seed, import_seed
 from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset
@@ -29,6 +28,7 @@ from hards_h5.errors import (
     LiveModeError,
     MergeConflictError,
     MergeSourceError,
+    MissingDependencyError,
     NameValidationError,
     NodeNotFoundError,
     NotAHardsFileError,

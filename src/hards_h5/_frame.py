@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hards_h5.errors import HARDSError, InvalidDataError
+from hards_h5.errors import InvalidDataError, MissingDependencyError
 
 if TYPE_CHECKING:
     from hards_h5._log import DatasetLog
 
-__all__ = ["MissingDependencyError", "frame"]
-
-
-class MissingDependencyError(HARDSError, ImportError):
-    """An optional dependency (pandas, mpi4py) is not installed."""
+__all__ = ["MissingDependencyError", "frame"]  # the error lives in errors.py
 
 
 def frame(sources: list[tuple[str, DatasetLog]], *, origin: str = "dataset") -> Any:

@@ -25,6 +25,7 @@ __all__ = [
     "LiveModeError",
     "MergeConflictError",
     "MergeSourceError",
+    "MissingDependencyError",
     "NameValidationError",
     "NodeNotFoundError",
     "NotAHardsFileError",
@@ -134,3 +135,10 @@ class MergeConflictError(HARDSError, ValueError):
 
 class MergeSourceError(HARDSError, ValueError):
     """A merge input cannot be used (for example, it is the output file itself)."""
+
+
+class MissingDependencyError(HARDSError, ImportError):
+    """An optional dependency (pandas, mpi4py or an MPI library) is not installed.
+
+    The message says what to install.
+    """

@@ -1,7 +1,9 @@
 """MPI helpers: write a campaign from many ranks, post-process it across ranks.
 
-Needs ``mpi4py`` (``pip install 'hards-h5[mpi]'``); nothing else in hards-h5
-imports this module.
+Needs ``mpi4py`` and an MPI library: ``pip install 'hards-h5[mpi]'`` installs
+both (the ``mpich`` wheel); without them importing this module raises
+:class:`~hards_h5.MissingDependencyError` saying what to install.  Nothing else
+in hards-h5 imports this module.
 
 Writing: HDF5 without an MPI build allows one writer per file, and datapoints are
 created one at a time, so :func:`write_campaign` lets every rank *compute* and
@@ -27,13 +29,25 @@ from typing import Any, TypeVar
 from hards.api import AbstractDatapoint
 
 from hards_h5._nodes import H5Database, H5Dataset
-from hards_h5.errors import HARDSError
+from hards_h5.errors import HARDSError, MissingDependencyError
 
 try:
     from mpi4py import MPI
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    msg = "hards_h5.mpi needs mpi4py: pip install 'hards-h5[mpi]'"
-    raise ImportError(msg) from exc
+except ImportError as exc:
+    msg = (
+        "hards_h5.mpi needs mpi4py and an MPI library: pip install 'hards-h5[mpi]'"
+        " (installs mpi4py and the mpich wheel)"
+    )
+    raise MissingDependencyError(msg) from exc
+except RuntimeError as exc:  # mpi4py >= 4 loads libmpi at import
+    if "cannot load MPI library" not in str(exc):
+        raise
+    msg = (
+        "hards_h5.mpi: mpi4py is installed but finds no MPI library (libmpi.so):"
+        " pip install mpich  (or, on a cluster, load its MPI first, e.g."
+        " 'module load mpich', so that libmpi.so is on LD_LIBRARY_PATH)"
+    )
+    raise MissingDependencyError(msg) from exc
 
 __all__ = ["Result", "map_reduce", "open_readonly", "split", "write_campaign"]
 
