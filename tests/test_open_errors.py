@@ -179,3 +179,21 @@ def test_copied_file_is_a_complete_campaign(campaign: Path, tmp_path: Path) -> N
     with H5Database(copy, "r") as db:
         points = db.get_dataset("mc").recursively_get_datapoints()
         assert [p.data["i"] for p in points] == list(range(200))
+
+
+def test_create_on_a_directory_says_to_pass_a_file_path(tmp_path: Path) -> None:
+    """A directory is not a campaign file: do not advise opening it with H5Database."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    with pytest.raises(DatabaseExistsError) as info:
+        H5Database.create_database(folder)
+    message = str(info.value)
+    assert "H5Database" not in message
+    assert f"{folder}: is a directory, not a campaign file" in message
+    assert str(folder / "campaign.h5") in message
+    assert list(folder.iterdir()) == []
+    # an existing campaign file still gets the advice to open it
+    with H5Database.create_database(folder / "campaign.h5"):
+        pass
+    with pytest.raises(DatabaseExistsError, match=r"open it with H5Database\(path\)"):
+        H5Database.create_database(folder / "campaign.h5")

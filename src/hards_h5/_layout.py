@@ -238,11 +238,15 @@ def create_file(path: Path) -> None:
         If ``path`` exists (file, directory or anything else).
 
     """
-    if os.path.lexists(path):
+    if path.is_dir():
         msg = (
-            f"{path}: already exists; create_database never overwrites "
-            "(open it with H5Database(path))"
+            f"{path}: is a directory, not a campaign file; create_database makes a new "
+            f"file: pass a path that does not exist yet, such as {path / 'campaign.h5'}"
         )
+        raise DatabaseExistsError(msg)
+    if os.path.lexists(path):
+        hint = "open it with H5Database(path)" if path.is_file() else "pass a new file path"
+        msg = f"{path}: already exists; create_database never overwrites ({hint})"
         raise DatabaseExistsError(msg)
     directory = path.parent
     if not directory.is_dir():
