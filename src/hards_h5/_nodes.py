@@ -218,6 +218,17 @@ class _DataAndFiles:
     def _label(self) -> str:
         raise NotImplementedError
 
+    def database(self) -> H5Database:
+        """Return the database this node belongs to.
+
+        Returns
+        -------
+        H5Database
+            The open campaign file holding this dataset or datapoint.
+
+        """
+        return self._db
+
     @property
     def data(self) -> dict[str, Any]:
         """The node's JSON data, as a new dict on every access.
@@ -635,7 +646,7 @@ class H5Datapoint(_DataAndFiles, AbstractDatapoint):
 
     @property
     def data(self) -> dict[str, Any]:
-        """The datapoint's JSON data: a fresh dict on every access (see ``H5Dataset.data``)."""
+        """The datapoint's JSON data, a fresh dict on every access (see ``H5Dataset.data``)."""
         # (_DataAndFiles.data without the _where tuple: the bulk read path)
         return self._db._log(self._dataset._names).data(self._node)
 
@@ -762,6 +773,15 @@ class H5Database(_Children, AbstractDatabase):
     def name(self) -> str:
         """The file's name without its suffix (``campaign.h5`` -> ``campaign``)."""
         return self._path.stem
+
+    @property
+    def parent(self) -> None:
+        """Always None, as the database is the root of the tree."""
+        return None
+
+    def database(self) -> H5Database:
+        """Return this database (the root of the tree)."""
+        return self
 
     @property
     def path(self) -> Path:

@@ -54,8 +54,9 @@ __all__ = ["Result", "map_reduce", "open_readonly", "split", "write_campaign"]
 T = TypeVar("T")
 R = TypeVar("R")
 Result = tuple[str, Mapping[str, Any], Mapping[str, "str | os.PathLike[str]"]]
-"""What ``compute`` returns for one task: datapoint name, its data, and files to
-attach (name -> path readable by the writer rank, e.g. on a shared filesystem)."""
+"""What ``compute`` returns for one task, ``(name, data, files)``, that is the
+datapoint name, its data, and the files to attach (name -> path readable by the
+writer rank, e.g. on a shared filesystem)."""
 
 
 def split(comm: Any, items: Sequence[T]) -> list[T]:
