@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import multiprocessing
 import os
 import random
 import subprocess
@@ -390,3 +391,62 @@ def test_other_processes_stay_locked_out_until_the_last_handle_closes(db_path: P
     assert _other_process_writer(db_path) == "opened"
     with H5Database(db_path, "r") as again:  # and in this process, a fresh open
         assert again.children == ["random", "sobol"]
+
+
+def _open_in_forked_child(path: str, mode: str, answer: Any) -> None:
+    try:
+        with H5Database(path, mode) as db:  # type: ignore[arg-type]
+            answer.put(("opened", db.children))
+    except DatabaseLockedError as exc:
+        answer.put(("locked", str(exc)))
+
+
+def _in_forked_child(path: Path, mode: str) -> tuple[str, Any]:
+    context = multiprocessing.get_context("fork")
+    answer = context.Queue()
+    child = context.Process(target=_open_in_forked_child, args=(str(path), mode, answer))
+    child.start()
+    result: tuple[str, Any] = answer.get(timeout=120)
+    child.join(timeout=120)
+    return result
+
+
+def test_forked_worker_does_not_share_the_parents_open_writer(db_path: Path) -> None:
+    # The child would inherit the parent's open file and pending datapoints: writing
+    # through them would store the parent's datapoints twice.
+    db = pi_campaign(db_path, n=3)  # datapoints still pending
+    for mode in ("r+", "r"):
+        status, message = _in_forked_child(db_path, mode)
+        assert status == "locked"
+        assert "forked from one that has the file open for writing" in message
+    db.get_dataset("random").create_datapoint("parent")
+    db.close()
+    assert list(read_in_fresh_process(db_path)["random"]["points"])[-2:] == [
+        "random-2",
+        "parent",
+    ]
+    with H5Database(db_path, "r") as reader:  # a read-only parent: workers may read
+        assert _in_forked_child(db_path, "r") == ("opened", ["random", "sobol"])
+        status, message = _in_forked_child(db_path, "r+")
+        assert status == "locked"
+        assert "open read-only" in message
+        assert reader.children == ["random", "sobol"]
+
+
+NEVER_CLOSED = """
+import sys
+from hards_h5 import H5Database
+db = H5Database.create_database(sys.argv[1])
+ds = db.create_dataset("random")
+again = H5Database(sys.argv[1])
+reader = H5Database(sys.argv[1], "r")
+for i in range(500):
+    (ds if i % 2 else again.get_dataset("random")).create_datapoint(f"p{i}").add_data({"i": i})
+# no close(), no flush(): the kernel simply exits
+"""
+
+
+def test_unclosed_handles_are_written_at_exit(db_path: Path) -> None:
+    subprocess.run([sys.executable, "-c", NEVER_CLOSED, str(db_path)], check=True, timeout=120)
+    points = read_in_fresh_process(db_path)["random"]["points"]
+    assert points == {f"p{i}": {"i": i} for i in range(500)}

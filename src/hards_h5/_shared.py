@@ -17,6 +17,7 @@ read-write under them; if that fails, it is reopened read-only as it was.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -84,6 +85,7 @@ class SharedFile:
         self.handles = 1
         self.closed = False
         self.failure: str | None = None  # why the file can no longer be used
+        self.pid = os.getpid()  # a forked child inherits this state: see attach()
         self._release = release
 
     def file(self) -> h5py.File:
@@ -193,6 +195,8 @@ def attach(
                 return shared
             if shared.failure is not None:
                 raise DatabaseLockedError(shared.failure)
+            if shared.pid != os.getpid() and "r+" in (mode, shared.mode):
+                raise _forked_error(path, shared.mode)
             shared.handles += 1
             if shared.closed:  # its last handle was collected meanwhile
                 continue
@@ -226,6 +230,18 @@ def detach(shared: SharedFile) -> None:
                     "raised then); restart the interpreter, then open it again (or run "
                     f"'hards-h5 recover {shared.path}' if it asks for it)"
                 )
+
+
+def _forked_error(path: Path, inherited: str) -> DatabaseLockedError:
+    # The child has a copy of the parent's open file and pending records: writing
+    # through it would write the parent's records twice.
+    how = "for writing" if inherited == "r+" else "read-only"
+    msg = (
+        f"{path}: this process was forked from one that has the file open {how}; "
+        "it cannot share that: open the file in the worker processes only, or close "
+        "it in the parent before they start (or start them with the 'spawn' method)"
+    )
+    return DatabaseLockedError(msg)
 
 
 def _forget(shared: SharedFile) -> None:
