@@ -678,6 +678,15 @@ class H5Database(_Children, AbstractDatabase):
         If another process holds the file in a conflicting mode (after
         ``timeout`` seconds, if given).
 
+    Notes
+    -----
+    Opening a file this process already has open (a notebook cell re-run) gives
+    another handle on the same open file and record logs: each handle sees every
+    change made through the others at once, and nothing either writes is lost.
+    ``mode``, ``swmr`` and ``cache_dir`` are per handle; a writer opened beside
+    read-only handles switches the file to read-write under them.  The file is
+    closed with its last handle (see ``docs/concurrency.md``).
+
     Examples
     --------
     >>> with H5Database.create_database("campaign.h5") as db:  # doctest: +SKIP
