@@ -725,6 +725,7 @@ class H5Database(_Children, AbstractDatabase):
         self._shared = _shared.attach(
             self._path, self._mode, swmr=swmr, timeout=timeout, release=_release
         )
+        self._logs = self._shared.logs  # (emptied for this handle when it is closed)
         self._closed = False
         # Code written for the seed never calls close(): pending records are written
         # and the file closed when the last handle on it is collected or the
@@ -868,6 +869,7 @@ class H5Database(_Children, AbstractDatabase):
                 self.flush()
         finally:
             self._closed = True
+            self._logs = {}  # a closed handle finds no log, and _log() says it is closed
             self._finalizer()
 
     def __enter__(self) -> Self:
@@ -888,11 +890,6 @@ class H5Database(_Children, AbstractDatabase):
             raise DatabaseClosedError(msg)
         return self._shared.file()
 
-    @property
-    def _logs(self) -> dict[tuple[str, ...], DatasetLog]:
-        """The record logs of the file, shared by every handle on it in this process."""
-        return self._shared.logs
-
     def _group(self, names: Sequence[str]) -> h5py.Group:
         try:
             return self._file()[_layout.dataset_path(tuple(names))]
@@ -901,11 +898,9 @@ class H5Database(_Children, AbstractDatabase):
             raise NodeNotFoundError(msg) from None
 
     def _log(self, names: tuple[str, ...]) -> DatasetLog:
-        if self._closed:
-            self._file()
-        shared = self._shared
-        log = shared.logs.get(names)
+        log = self._logs.get(names)
         if log is None:
+            shared = self._shared
             group = self._group(names)
             try:
                 log = DatasetLog(group, writable=shared.mode != "r")
@@ -923,7 +918,7 @@ class H5Database(_Children, AbstractDatabase):
                     "which keeps every intact record"
                 )
                 raise CorruptFileError(msg)
-            shared.logs[names] = log
+            self._logs[names] = log
         return log
 
     def _blobs(self) -> h5py.Dataset:
