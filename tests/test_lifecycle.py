@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hards_h5 import DatabaseLockedError, H5Database
+from hards_h5 import H5Database, ReadOnlyError
 
 SEED_STYLE = """
 import sys
@@ -40,32 +40,42 @@ def test_collected_database_is_written(db_path: Path) -> None:
         assert db.recursively_get_datapoint("a/p").data == {"x": 1}
 
 
-def test_conflicting_modes_in_one_process(db_path: Path) -> None:
-    H5Database.create_database(db_path).close()
+def test_writer_after_a_reader_in_one_process_shares_its_file(db_path: Path) -> None:
+    # HDF5 has the file open read-only for the reader: the writer switches the shared
+    # file to read-write, and the reader, which holds no HDF5 object, follows.
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("d").create_datapoint("x0")
     reader = H5Database(db_path, "r")
-    try:
-        with pytest.raises(DatabaseLockedError, match="close that H5Database first"):
-            H5Database(db_path)
-    finally:
-        reader.close()
+    point = reader.get_dataset("d").get_datapoint("x0")
     with H5Database(db_path) as writer:
-        writer.create_dataset("ok")
+        writer.get_dataset("d").create_datapoint("x1").add_data({"v": 1})
+        assert reader.get_dataset("d").datapoints == ["x0", "x1"]
+        assert point.data == {}
+    assert reader.recursively_get_datapoint("d/x1").data == {"v": 1}
+    reader.close()
+    with H5Database(db_path, "r") as db:
+        assert db.get_dataset("d").datapoints == ["x0", "x1"]
 
 
-def test_second_writer_in_one_process_is_refused(db_path: Path) -> None:
-    # A notebook cell re-run without close(): HDF5 would hand the second writer the
-    # same file, and the two would lose each other's datapoints.
+def test_second_writer_in_one_process_shares_the_first(db_path: Path) -> None:
+    # A notebook cell re-run without close(): both objects write the same file, and
+    # neither loses the other's datapoints.
     first = H5Database.create_database(db_path)
     first.create_dataset("d").create_datapoint("x0")
-    for mode in ("r+", "a"):
-        with pytest.raises(DatabaseLockedError, match="already has the file open for writing"):
-            H5Database(db_path, mode)  # type: ignore[arg-type]
-    first.get_dataset("d").create_datapoint("x1")
+    second = H5Database(db_path)
+    third = H5Database(db_path, "a")
+    second.get_dataset("d").create_datapoint("x1")
+    first.get_dataset("d").create_datapoint("x2")
+    third.get_dataset("d").create_datapoint("x3")
+    assert first.get_dataset("d").datapoints == ["x0", "x1", "x2", "x3"]
     first.close()
-    with H5Database(db_path) as again:  # the claim ends with close()
-        again.get_dataset("d").create_datapoint("x2")
+    second.get_dataset("d").create_datapoint("x4")
+    second.close()
+    third.close()
+    with H5Database(db_path) as again:  # a fresh open once all are closed
+        again.get_dataset("d").create_datapoint("x5")
     with H5Database(db_path, "r") as db:
-        assert db.get_dataset("d").datapoints == ["x0", "x1", "x2"]
+        assert db.get_dataset("d").datapoints == [f"x{i}" for i in range(6)]
 
 
 def test_writer_claim_ends_when_collected(db_path: Path) -> None:
@@ -75,15 +85,18 @@ def test_writer_claim_ends_when_collected(db_path: Path) -> None:
         assert db.children == ["d"]
 
 
-def test_reader_beside_a_writer_in_one_process_is_refused(db_path: Path) -> None:
-    # HDF5 would share the writer's file with it, but the reader would not follow
-    # the writer's changes: refused, with what to do instead.
+def test_reader_beside_a_writer_in_one_process_follows_it(db_path: Path) -> None:
     with H5Database.create_database(db_path) as writer:
         writer.create_dataset("d")
-        with pytest.raises(DatabaseLockedError, match="read it through that H5Database"):
-            H5Database(db_path, "r")
-    with H5Database(db_path, "r") as reader:
+        reader = H5Database(db_path, "r")
         assert reader.children == ["d"]
+        writer.create_dataset("e")
+        assert reader.children == ["d", "e"]
+        with pytest.raises(ReadOnlyError, match="read-only"):
+            reader.create_dataset("f")
+        reader.close()
+    with H5Database(db_path, "r") as reader:
+        assert reader.children == ["d", "e"]
 
 
 OPEN_OR_CREATE = """
@@ -105,7 +118,9 @@ def test_many_processes_open_a_missing_file_with_mode_a(db_path: Path) -> None:
         assert sorted(db.get_dataset("d").datapoints) == sorted(f"w{i}" for i in range(6))
 
 
-def test_swmr_reader_beside_a_plain_reader_is_a_lock_error(db_path: Path) -> None:
-    H5Database.create_database(db_path).close()
-    with H5Database(db_path, "r"), pytest.raises(DatabaseLockedError, match="this process"):
-        H5Database(db_path, "r", swmr=True)
+def test_swmr_reader_beside_a_plain_reader_shares_its_file(db_path: Path) -> None:
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("d").create_datapoint("p")
+    with H5Database(db_path, "r") as plain, H5Database(db_path, "r", swmr=True) as live:
+        live.refresh()  # no writer: nothing new
+        assert live.get_dataset("d").datapoints == plain.get_dataset("d").datapoints == ["p"]

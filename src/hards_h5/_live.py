@@ -25,10 +25,8 @@ import os
 import random
 import struct
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import h5py
 
@@ -38,7 +36,6 @@ from hards_h5.errors import DatabaseLockedError, HARDSError, RecoveryNeededError
 
 __all__ = [
     "LiveLock",
-    "WriterClaim",
     "claim_exclusive",
     "in_use",
     "live_lock_on",
@@ -255,72 +252,6 @@ def start_swmr_write(h5: h5py.File, path: Path) -> None:
             wait = min(wait * 2, 0.05)
         else:
             return
-
-
-class WriterClaim:
-    """A claim, per process, to be the one writer of a campaign file.
-
-    HDF5 hands a second writable open of a file in the same process the same
-    underlying file, so two :class:`H5Database` writers would each keep their own
-    view of the record logs and lose each other's changes (the second flush finds
-    the log changed under it).  HDF5's ``flock`` cannot see this — both opens are
-    one process — so writers register here, by device and inode, and a second one
-    is refused.
-    """
-
-    _held: ClassVar[set[tuple[int, int]]] = set()
-    _guard: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self, path: Path) -> None:
-        key = self._key = _identity(path)
-        if key is None:  # opening will raise the real error
-            return
-        with self._guard:
-            if key in self._held:
-                msg = (
-                    f"{path}: this process already has the file open for writing; close "
-                    "that H5Database first (or restart the interpreter). Two writers in "
-                    "one process would lose each other's changes"
-                )
-                raise DatabaseLockedError(msg)
-            self._held.add(key)
-
-    @classmethod
-    def check_reader(cls, path: Path) -> None:
-        """Refuse a read-only open of a file this process has open for writing.
-
-        HDF5 would allow it (and share the writer's file), but the reader's record
-        logs would not follow the writer's changes.
-
-        Raises
-        ------
-        DatabaseLockedError
-            If this process holds a writer claim on ``path``.
-
-        """
-        if _identity(path) in cls._held:
-            msg = (
-                f"{path}: this process already has the file open for writing; read it "
-                "through that H5Database, or close it first (a second, read-only one "
-                "would not follow its changes)"
-            )
-            raise DatabaseLockedError(msg)
-
-    def release(self) -> None:
-        """Give the claim up (once the file is closed); safe to call twice."""
-        key, self._key = self._key, None
-        if key is not None:
-            with self._guard:
-                self._held.discard(key)
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    """Return ``(device, inode)`` of ``path``, or None if it cannot be stat-ed."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 class LiveLock:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 import h5py
 from hards.api import AbstractDatabase, AbstractDatapoint, AbstractDataset
 
-from hards_h5 import _blobs, _codec, _frame, _layout, _live, _query
+from hards_h5 import _blobs, _codec, _frame, _layout, _live, _query, _shared
 from hards_h5._cache import ExtractionCache, default_cache_root
 from hards_h5._log import DatasetLog
 from hards_h5._names import check_name, is_valid_name
@@ -689,6 +689,15 @@ class H5Database(_Children, AbstractDatabase):
         If another process holds the file in a conflicting mode (after
         ``timeout`` seconds, if given).
 
+    Notes
+    -----
+    Opening a file this process already has open (a notebook cell re-run) gives
+    another handle on the same open file and record logs: each handle sees every
+    change made through the others at once, and nothing either writes is lost.
+    ``mode``, ``swmr`` and ``cache_dir`` are per handle; a writer opened beside
+    read-only handles switches the file to read-write under them.  The file is
+    closed with its last handle (see ``docs/concurrency.md``).
+
     Examples
     --------
     >>> with H5Database.create_database("campaign.h5") as db:  # doctest: +SKIP
@@ -715,30 +724,25 @@ class H5Database(_Children, AbstractDatabase):
         self._path = Path(location)
         self._names = ()
         self._db = self
-        self._h5: h5py.File | None = None
-        self._logs: dict[tuple[str, ...], DatasetLog] = {}
+        self._closed = True
         self._mode: str = _MODES[mode]
         self._swmr_reader = swmr
-        self._live = False
-        self._live_lock = _live.LiveLock()  # held in SWMR live mode, until closed
         if mode == "a" and not os.path.lexists(self._path):
             with contextlib.suppress(DatabaseExistsError):  # another process was first
                 _layout.create_file(self._path)
-        if self._mode == "r":
-            _live.WriterClaim.check_reader(self._path)
-        claim = _live.WriterClaim(self._path) if self._mode != "r" else None
-        try:
-            self._h5 = _live.open_waiting(self._path, self._mode, swmr=swmr, timeout=timeout)
-        except BaseException:
-            if claim is not None:
-                claim.release()
-            raise
-        # Code written for the seed never calls close(): pending records are written
-        # and the file closed when the database is collected or the interpreter
-        # exits (weakref.finalize, not __del__); close() runs the same finalizer.
-        self._finalizer = weakref.finalize(
-            self, _release, self._h5, self._logs, self._path, claim, self._live_lock
+        # Every H5Database of one file in this process is a handle on one shared
+        # open file and record logs (see _shared): a notebook cell re-run opens the
+        # same file again, and both objects see, and keep, each other's changes.
+        self._shared = _shared.attach(
+            self._path, self._mode, swmr=swmr, timeout=timeout, release=_release
         )
+        self._logs = self._shared.logs  # (emptied for this handle when it is closed)
+        self._closed = False
+        # Code written for the seed never calls close(): pending records are written
+        # and the file closed when the last handle on it is collected or the
+        # interpreter exits (weakref.finalize, not __del__); close() runs the same
+        # finalizer.
+        self._finalizer = weakref.finalize(self, _shared.detach, self._shared)
         self._cache = ExtractionCache(Path(cache_dir) if cache_dir else default_cache_root())
 
     @classmethod
@@ -796,17 +800,17 @@ class H5Database(_Children, AbstractDatabase):
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` has been called."""
-        return self._h5 is None
+        return self._closed
 
     def __repr__(self) -> str:
-        state = "closed" if self._h5 is None else f"mode={self._mode!r}"
+        state = "closed" if self._closed else f"mode={self._mode!r}"
         return f"<H5Database {str(self._path)!r} {state}>"
 
     # ----------------------------------------------------------------- SWMR
     @property
     def swmr_mode(self) -> bool:
         """True for a writer after :meth:`start_swmr` and for a ``swmr=True`` reader."""
-        return self._live or self._swmr_reader
+        return self._shared.live or self._swmr_reader
 
     def start_swmr(self) -> None:
         """Switch this writer to SWMR live mode: readers may now watch the file.
@@ -825,37 +829,39 @@ class H5Database(_Children, AbstractDatabase):
 
         """
         self._check_writable()
-        if self._live:
+        shared = self._shared
+        if shared.live:
             return
         h5 = self._file()
-        _write_through(h5, self._logs, self._path, closing=False)
+        _write_through(h5, shared.logs, shared.path, closing=False)
         # HDF5 drops its own file lock when SWMR starts, so the live writer holds
         # its own lock until the file is closed: taken before HDF5 lets go where
         # the platform allows it, so that no moment passes with the file unlocked.
         # (If starting fails, the live lock stays until close: HDF5 may have let
         # go of its own lock by then.)
-        early = self._live_lock.before_hdf5_unlocks
+        early = shared.live_lock.before_hdf5_unlocks
         if early:
             try:
-                self._live_lock.acquire(self._path)
+                shared.live_lock.acquire(shared.path)
             except DatabaseLockedError:  # e.g. NFS, where flock is a POSIX lock too
                 early = False
-        _live.start_swmr_write(h5, self._path)
+        _live.start_swmr_write(h5, shared.path)
         if not early:
-            self._live_lock.acquire(self._path, use_flock=True)
-        self._live = True
+            shared.live_lock.acquire(shared.path, use_flock=True)
+        shared.live = True
 
     def refresh(self) -> None:
         """Make this reader see what the SWMR writer has flushed since the last call.
 
         Without SWMR (a closed file has no writer) there is nothing new to see and
         this does nothing.  Objects taken from the database before the call see the
-        new datapoints, data and files too.
+        new datapoints, data and files too.  A reader beside a writer in the same
+        process shares the writer's file and sees its changes without refreshing.
         """
         self._file()
-        if not self._swmr_reader:
+        if not self._shared.swmr_reader:
             return
-        for log in self._logs.values():
+        for log in self._shared.logs.values():
             log.refresh()
 
     # ---------------------------------------------------------------- lifecycle
@@ -868,14 +874,23 @@ class H5Database(_Children, AbstractDatabase):
         h5 = self._file()
         if self._mode == "r":
             return
-        _write_through(h5, self._logs, self._path, closing=False)
+        _write_through(h5, self._shared.logs, self._shared.path, closing=False)
 
     def close(self) -> None:
-        """Flush (see :meth:`flush`) and close the file; safe to call twice."""
-        if self._h5 is None:
+        """Flush (see :meth:`flush`) and close the file; safe to call twice.
+
+        Other :class:`H5Database` objects this process has open on the same file
+        keep it open (and keep working); the file is closed with the last of them.
+        """
+        if self._closed:
             return
-        self._h5 = None
-        self._finalizer()
+        try:
+            if self._shared.handles > 1:  # (the last handle's finalizer writes all)
+                self.flush()
+        finally:
+            self._closed = True
+            self._logs = {}  # a closed handle finds no log, and _log() says it is closed
+            self._finalizer()
 
     def __enter__(self) -> Self:
         return self
@@ -890,11 +905,10 @@ class H5Database(_Children, AbstractDatabase):
 
     # ----------------------------------------------------------------- internals
     def _file(self) -> h5py.File:
-        h5 = self._h5
-        if h5 is None:
+        if self._closed:
             msg = f"{self._path}: the database is closed"
             raise DatabaseClosedError(msg)
-        return h5
+        return self._shared.file()
 
     def _group(self, names: Sequence[str]) -> h5py.Group:
         try:
@@ -906,13 +920,14 @@ class H5Database(_Children, AbstractDatabase):
     def _log(self, names: tuple[str, ...]) -> DatasetLog:
         log = self._logs.get(names)
         if log is None:
+            shared = self._shared
             group = self._group(names)
             try:
-                log = DatasetLog(group, writable=self._mode != "r")
+                log = DatasetLog(group, writable=shared.mode != "r")
             except (KeyError, OSError, RuntimeError, ValueError) as exc:
                 msg = f"{self._path}: damaged dataset {'/'.join(names)!r}: {exc}"
                 raise CorruptFileError(msg) from exc
-            if log.torn_rows and not self._swmr_reader:
+            if log.torn_rows and not shared.swmr_reader:
                 # Only a live SWMR reader may see records still being written; in a
                 # closed (or recovered) file every record is complete, so a bad one
                 # is damage.  Refuse rather than silently show a shorter dataset.
@@ -924,13 +939,11 @@ class H5Database(_Children, AbstractDatabase):
                 )
                 raise CorruptFileError(msg)
             self._logs[names] = log
-        elif self._h5 is None:
-            self._file()
         return log
 
     def _blobs(self) -> h5py.Dataset:
         blobs = self._file()[_layout.BLOBS]
-        if self._swmr_reader:
+        if self._shared.swmr_reader:
             blobs.refresh()
         return blobs
 
@@ -941,7 +954,7 @@ class H5Database(_Children, AbstractDatabase):
 
     def _check_structural(self, action: str) -> None:
         """Refuse structural changes in modes that forbid them (SWMR live mode)."""
-        if self._live:
+        if self._shared.live:
             msg = (
                 f"{self._path}: cannot {action} in SWMR live mode: HDF5 lets a SWMR "
                 "writer only append to existing objects. Create every dataset before "
@@ -979,30 +992,25 @@ def iter_datasets(node: H5Database | H5Dataset) -> Iterator[H5Dataset]:
         yield from iter_datasets(child)
 
 
-def _release(
-    h5: h5py.File,
-    logs: dict[tuple[str, ...], DatasetLog],
-    path: Path,
-    claim: _live.WriterClaim | None,
-    live_lock: _live.LiveLock,
-) -> None:
-    """Write pending records, flush, fsync and close ``h5`` (the database's finalizer)."""
+def _release(shared: _shared.SharedFile) -> None:
+    """Write pending records, flush, fsync and close the file of its last handle."""
+    h5, logs, path = shared.file(), shared.logs, shared.path
     handles = [dataset for log in logs.values() for dataset in log.handles()]
     try:
-        if claim is not None and h5.id.valid:
+        if shared.mode != "r" and h5.id.valid:
             _write_through(h5, logs, path, closing=True)
             _seal_logs(h5, logs, path)
     finally:
         logs.clear()
-        closed = False
         try:
             h5.close()
-            closed = True
+            shared.h5 = None
         except (OSError, RuntimeError) as exc:
             # HDF5 could not write its caches (typically ENOSPC).  It leaves the
             # datasets it failed to close half-freed: closing them again, as h5py
             # does when the objects are collected, crashes the process.  Keep them
-            # open instead; the file on disk needs 'hards-h5 recover'.
+            # open instead (and the file out of later opens, see _shared.detach);
+            # the file on disk needs 'hards-h5 recover'.
             for dataset in handles:
                 dataset.id.locked = True
             h5.id.locked = True
@@ -1015,9 +1023,7 @@ def _release(
                 raise StorageFullError(msg) from exc
             raise
         finally:
-            live_lock.release()  # only once the file is closed
-            if claim is not None and closed:  # (HDF5 still holds a file it failed to close)
-                claim.release()
+            shared.live_lock.release()  # only once the file is closed
 
 
 def _seal_logs(h5: h5py.File, logs: dict[tuple[str, ...], DatasetLog], path: Path) -> None:
