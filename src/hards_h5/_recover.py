@@ -146,13 +146,14 @@ def left_open_problem(path: Path, flags: int) -> str:
 def _exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive flock on ``path`` (HDF5's own lock), or raise if in use."""
     try:
-        fd = os.open(path, os.O_RDWR)  # (an OFD write lock needs a writable descriptor)
+        # (an OFD write lock needs a writable descriptor; O_NONBLOCK: a FIFO does not wait)
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         writable = True
     except FileNotFoundError:
         msg = f"{path}: no such campaign file"
         raise StoreFileNotFoundError(msg) from None
     except PermissionError:  # a read-only file: rewriting needs the directory only
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         writable = False
     try:
         busy = (
