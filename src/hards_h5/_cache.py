@@ -132,7 +132,8 @@ class ExtractionCache:
     @staticmethod
     def _extract(dfd: int, name: str, extract: Callable[[int], None]) -> None:
         _remove_stale_temporaries(dfd, name)
-        tmp = f".{name}.{_HOST}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
+        # Not named after ``name``: any name the filesystem holds can be extracted.
+        tmp = f"{_TMP_PREFIX}{_HOST}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
         fd = os.open(
             tmp,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -157,20 +158,23 @@ class ExtractionCache:
 
 _STALE_AFTER = 3600.0  # seconds without a write: an extraction that is no more
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+# "~" is no name character, so a temporary never collides with an attached file's name.
+_TMP_PREFIX = ".~"
+_TMP_ID = r"([0-9a-f]{8})\.([0-9]{1,10})\.[0-9a-f]{16}\.tmp"  # host, pid, random
+_TMP_RE = re.compile(re.escape(_TMP_PREFIX) + _TMP_ID)
 
 
 def _remove_stale_temporaries(dfd: int, name: str) -> None:
-    """Remove temporaries of ``name`` left by extractions that were killed.
+    """Remove temporaries left in a content's directory by extractions that were killed.
 
-    A temporary is ``.<name>.<host>.<pid>.<random>.tmp``: stale when it was made
+    A temporary is ``.~<host>.<pid>.<random>.tmp`` (earlier releases named it
+    ``.<name>.<host>.<pid>.<random>.tmp``: those of ``name`` go too): stale when it was made
     on this machine by a process that is gone, or when nothing has written to it
     for an hour (a cache shared between machines).
     """
-    pattern = re.compile(
-        rf"\.{re.escape(name)}\.([0-9a-f]{{8}})\.([0-9]{{1,10}})\.[0-9a-f]{{16}}\.tmp"
-    )
+    named = re.compile(rf"\.{re.escape(name)}\." + _TMP_ID)
     for entry in os.listdir(dfd):
-        match = pattern.fullmatch(entry)
+        match = _TMP_RE.fullmatch(entry) or named.fullmatch(entry)
         if match is None:
             continue
         try:
