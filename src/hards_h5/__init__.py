@@ -15,6 +15,7 @@ from hards_h5._query import InvalidFilterError
 from hards_h5._recover import CheckReport, RewriteReport, check, compact, recover
 from hards_h5.errors import (
     AlreadyExistsError,
+    CacheError,
     CorruptFileError,
     DatabaseClosedError,
     DatabaseExistsError,
@@ -41,6 +42,7 @@ from hards_h5.errors import (
 
 __all__ = [
     "AlreadyExistsError",
+    "CacheError",
     "CheckReport",
     "CorruptFileError",
     "DatabaseClosedError",

@@ -16,6 +16,7 @@ content.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -26,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from hards_h5.errors import FileIntegrityError
+from hards_h5.errors import CacheError, FileIntegrityError, HARDSError, StorageFullError
 
 __all__ = ["ExtractionCache", "default_cache_root"]
 
@@ -83,12 +84,40 @@ class ExtractionCache:
         if known is not None and _is_plain_file(known, size):
             return known
         hexdigest = sha256.hex()
-        with self._directory(hexdigest[:2], hexdigest) as dfd:
-            if not self._valid_existing(dfd, name, sha256, size):
-                self._extract(dfd, name, extract)
+        try:
+            with self._directory(hexdigest[:2], hexdigest) as dfd:
+                if not self._valid_existing(dfd, name, sha256, size):
+                    self._check_space(dfd, name, size)
+                    self._extract(dfd, name, extract)
+        except OSError as exc:
+            # errno None: an error of HDF5 reading the campaign file, not of the cache
+            if isinstance(exc, HARDSError) or exc.errno is None:
+                raise
+            raise self._error(exc, name) from exc
         path = self.root / hexdigest[:2] / hexdigest / name
         self._handed[key] = path
         return path
+
+    def _check_space(self, dfd: int, name: str, size: int) -> None:
+        st = os.fstatvfs(dfd)
+        free = st.f_bavail * st.f_frsize
+        if size > free and st.f_blocks:  # (no blocks: a filesystem that does not say)
+            msg = (
+                f"{self.root}: the extraction cache's disk is full: {name!r} needs "
+                f"{size:,} bytes, {free:,} are free; {_FREE_SPACE}"
+            )
+            raise StorageFullError(msg)
+
+    def _error(self, exc: OSError, name: str) -> HARDSError:
+        """Say what went wrong with the cache, as the hards-h5 error of that kind."""
+        where = f"{self.root}: cannot extract {name!r} into the extraction cache"
+        if exc.errno in {errno.ENOSPC, errno.EDQUOT}:
+            return StorageFullError(f"{where}: its disk (or quota) is full; {_FREE_SPACE}")
+        if exc.errno in {errno.EEXIST, errno.ENOTDIR}:
+            why = "the cache path (or a folder above it) is not a directory"
+        else:
+            why = exc.strerror or str(exc)
+        return CacheError(f"{where}: {why} ({exc.filename or self.root}); {_ELSEWHERE}")
 
     @contextlib.contextmanager
     def _directory(self, *parts: str) -> Iterator[int]:
@@ -132,7 +161,8 @@ class ExtractionCache:
     @staticmethod
     def _extract(dfd: int, name: str, extract: Callable[[int], None]) -> None:
         _remove_stale_temporaries(dfd, name)
-        tmp = f".{name}.{_HOST}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
+        # Not named after ``name``: any name the filesystem holds can be extracted.
+        tmp = f"{_TMP_PREFIX}{_HOST}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
         fd = os.open(
             tmp,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -155,22 +185,27 @@ class ExtractionCache:
             raise
 
 
+_FREE_SPACE = "free space there, or point $HARDS_H5_CACHE (or cache_dir=) at another disk"
+_ELSEWHERE = "make it a writable directory, or point $HARDS_H5_CACHE (or cache_dir=) elsewhere"
 _STALE_AFTER = 3600.0  # seconds without a write: an extraction that is no more
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+# "~" is no name character, so a temporary never collides with an attached file's name.
+_TMP_PREFIX = ".~"
+_TMP_ID = r"([0-9a-f]{8})\.([0-9]{1,10})\.[0-9a-f]{16}\.tmp"  # host, pid, random
+_TMP_RE = re.compile(re.escape(_TMP_PREFIX) + _TMP_ID)
 
 
 def _remove_stale_temporaries(dfd: int, name: str) -> None:
-    """Remove temporaries of ``name`` left by extractions that were killed.
+    """Remove temporaries left in a content's directory by extractions that were killed.
 
-    A temporary is ``.<name>.<host>.<pid>.<random>.tmp``: stale when it was made
+    A temporary is ``.~<host>.<pid>.<random>.tmp`` (earlier releases named it
+    ``.<name>.<host>.<pid>.<random>.tmp``: those of ``name`` go too): stale when it was made
     on this machine by a process that is gone, or when nothing has written to it
     for an hour (a cache shared between machines).
     """
-    pattern = re.compile(
-        rf"\.{re.escape(name)}\.([0-9a-f]{{8}})\.([0-9]{{1,10}})\.[0-9a-f]{{16}}\.tmp"
-    )
+    named = re.compile(rf"\.{re.escape(name)}\." + _TMP_ID)
     for entry in os.listdir(dfd):
-        match = pattern.fullmatch(entry)
+        match = _TMP_RE.fullmatch(entry) or named.fullmatch(entry)
         if match is None:
             continue
         try:

@@ -380,20 +380,32 @@ def check_is_hdf5(path: Path) -> None:
         msg = f"{path}: cannot be read: {exc.strerror or exc}"
         raise CorruptFileError(msg) from exc
     if not stat.S_ISREG(st.st_mode):
-        msg = f"{path}: not a regular file, so not a hards-h5 campaign file"
-        raise NotAHardsFileError(msg)
+        raise _not_regular(path)
     if st.st_size == 0:
         msg = f"{path}: empty file, not a hards-h5 campaign file"
         raise NotAHardsFileError(msg)
     try:
-        with path.open("rb") as fh:
-            head = fh.read(8)
+        # O_NONBLOCK: a FIFO put in the file's place since the stat does not wait
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _not_regular(path)
+            head = os.pread(fd, 8, 0)
+        finally:
+            os.close(fd)
     except OSError as exc:
+        if isinstance(exc, NotAHardsFileError):
+            raise
         msg = f"{path}: cannot be read: {exc.strerror or exc}"
         raise CorruptFileError(msg) from exc
     if head != _SIGNATURE and not h5py.is_hdf5(str(path)):
         msg = f"{path}: not an HDF5 file (no HDF5 signature), so not a hards-h5 campaign file"
         raise NotAHardsFileError(msg)
+
+
+def _not_regular(path: Path) -> NotAHardsFileError:
+    msg = f"{path}: not a regular file, so not a hards-h5 campaign file"
+    return NotAHardsFileError(msg)
 
 
 def _translate_open_error(path: Path, exc: OSError) -> Exception:
@@ -459,7 +471,7 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def fsync_file(path: Path) -> None:
     """Flush ``path``'s data to stable storage (HDF5 itself never calls fsync)."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:

@@ -154,7 +154,7 @@ def live_lock_on(fd: int) -> bool:
 def live_lock_present(path: Path) -> bool:
     """Whether a SWMR live writer's (OFD) lock is on ``path`` (see :func:`live_lock_on`)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: no wait
     except OSError:
         return False
     try:
@@ -166,7 +166,7 @@ def live_lock_present(path: Path) -> bool:
 def in_use(path: Path) -> bool:
     """Whether some process holds HDF5's ``flock`` or a live writer's lock on ``path``."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: no wait
     except OSError:
         return False
     try:
@@ -288,7 +288,7 @@ class LiveLock:
         """
         if self._fd is not None:
             return
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             if _OFD_SETLK is not None and not use_flock:
                 _ofd(fd, _OFD_SETLK, fcntl.F_RDLCK)

@@ -18,7 +18,7 @@ from hards.api import AbstractDatabase, AbstractDatapoint, AbstractDataset
 from hards_h5 import _blobs, _codec, _frame, _layout, _live, _query, _shared
 from hards_h5._cache import ExtractionCache, default_cache_root
 from hards_h5._log import DatasetLog
-from hards_h5._names import check_name, is_valid_name
+from hards_h5._names import check_file_name, check_name, is_valid_name
 from hards_h5.errors import (
     AlreadyExistsError,
     CorruptFileError,
@@ -352,7 +352,8 @@ class _DataAndFiles:
         SourceFileError
             If ``file`` does not exist or is not a regular file (a directory, FIFO...).
         NameValidationError
-            If the name (given, or taken from ``file``) breaks the naming rule.
+            If the name (given, or taken from ``file``) breaks the naming rule,
+            or is longer than 255 characters (no filesystem could hand it out).
         ReadOnlyError
             If the database was opened read-only.
 
@@ -362,7 +363,7 @@ class _DataAndFiles:
         log, node = self._where()
         fd = _blobs.open_source(src)  # a missing path or a directory fails first
         try:
-            stored = check_name(src.name if name is None else name, "file")
+            stored = check_file_name(src.name if name is None else name)
             if os.path.samestat(os.fstat(fd), self._db.path.stat()):
                 msg = (
                     f"cannot add file {src}: it is the campaign file itself "

@@ -53,6 +53,10 @@ class RewriteReport:
         The file's size before and after.
     dropped : list of str
         One line for every record or file that could not be saved (recover only).
+    lost_newest : list of str
+        The datasets and datapoints (``"ds/sub/point"``) whose newest data or
+        newest version of a file was in a damaged record (recover only): they hold
+        their state from before that change now.  Each has a line in ``dropped``.
     backup : Path or None
         Where recover kept the original bytes.
     cleared_flags : bool
@@ -68,6 +72,7 @@ class RewriteReport:
     bytes_before: int = 0
     bytes_after: int = 0
     dropped: list[str] = field(default_factory=list)
+    lost_newest: list[str] = field(default_factory=list)
     backup: Path | None = None
     cleared_flags: bool = False
     rewritten: bool = True
@@ -146,13 +151,14 @@ def left_open_problem(path: Path, flags: int) -> str:
 def _exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive flock on ``path`` (HDF5's own lock), or raise if in use."""
     try:
-        fd = os.open(path, os.O_RDWR)  # (an OFD write lock needs a writable descriptor)
+        # (an OFD write lock needs a writable descriptor; O_NONBLOCK: a FIFO does not wait)
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         writable = True
     except FileNotFoundError:
         msg = f"{path}: no such campaign file"
         raise StoreFileNotFoundError(msg) from None
     except PermissionError:  # a read-only file: rewriting needs the directory only
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         writable = False
     try:
         busy = (
@@ -219,6 +225,7 @@ class _Copier:
                     f"dataset {label!r}: {old.orphaned} record(s) of datapoints whose "
                     "creation record was damaged, dropped"
                 )
+            self._report_lost(label, old)
         new = DatasetLog(_layout.new_dataset_group(parent, names[-1]), writable=True)
         if old.data_json(0) != _codec.EMPTY:
             new.set_data(0, old.data_json(0))
@@ -233,6 +240,22 @@ class _Copier:
         new.seal()
         self.tally.add_rest(_layout.log_rows(group), len(old.names))
         return len(old.names)
+
+    def _report_lost(self, label: str, old: SalvagedLog) -> None:
+        """Name the nodes whose newest state was in a damaged record."""
+        for node, what in old.lost:
+            who = label if node == 0 else f"{label}/{old.names[node - 1]}"
+            if who not in self.report.lost_newest:
+                self.report.lost_newest.append(who)
+            self.report.dropped.append(
+                f"{who}: its newest {what} was in a damaged record and is lost; it holds "
+                "what it had before that change (if anything)"
+            )
+        if old.unattributed:
+            self.report.dropped.append(
+                f"dataset {label!r}: {old.unattributed} damaged record(s) too damaged to "
+                "tell which datapoint they changed; some may hold older data now"
+            )
 
     def files(self, old: DatasetLog | SalvagedLog, new: DatasetLog, node: int, label: str) -> None:
         for name, ref in old.files(node).items():

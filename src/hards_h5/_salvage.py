@@ -11,7 +11,12 @@ damaged log with :func:`salvage_log`, which checks each record on its own:
   and the other records are mapped to them by the node number they were written
   with;
 - records about a datapoint whose CREATE record was lost, and CREATE records that
-  repeat a name, are dropped and counted too.
+  repeat a name, are dropped and counted too;
+- a damaged DATA or FILE record that no later intact record supersedes held the
+  newest state of its node: the node is listed in ``lost`` (it falls back to the
+  state before).  The node is told by the damaged record's own node number, which
+  the damage may have hit too; records whose kind or node make no sense are
+  counted in ``unattributed``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ class SalvagedLog:
     orphaned : int
         Intact records about a datapoint whose CREATE record was lost, or that
         repeat a datapoint name.
+    lost : list of (int, str)
+        ``(node, what)`` for every node whose newest data (``what`` is ``"data"``)
+        or newest version of a file (``"version of file 'name'"``; ``"version of a
+        file"`` when the name is unreadable) was in a damaged record.
+    unattributed : int
+        Damaged records whose kind or node number is not a valid one.
     bodies : list of bytes
         Each node's JSON data text (node 0: the dataset).
     file_maps : list of dict
@@ -61,6 +72,8 @@ class SalvagedLog:
     names: list[str] = field(default_factory=list)
     damaged: int = 0
     orphaned: int = 0
+    lost: list[tuple[int, str]] = field(default_factory=list)
+    unattributed: int = 0
     bodies: list[bytes] = field(default_factory=lambda: [_codec.EMPTY])
     file_maps: list[dict[str, FileRef]] = field(default_factory=lambda: [{}])
 
@@ -83,6 +96,8 @@ def salvage_log(group: h5py.Group) -> SalvagedLog:
     out = SalvagedLog()
     nodes: dict[int, int] = {0: 0}  # node number written -> node number kept
     seen: set[str] = set()
+    newest: dict[tuple[int, str | None], int] = {}  # (node kept, file or None) -> row
+    damaged: list[tuple[int, int, int, str | None]] = []  # row, kind, node, file name
     for i, row in enumerate(rows):
         at = i * size
         kind, node = int(row["kind"]), int(row["node"])
@@ -91,13 +106,13 @@ def salvage_log(group: h5py.Group) -> SalvagedLog:
         name = heap[name_off : name_off + name_len]
         body = b"" if kind == FILE else heap[body_off : body_off + body_len]
         whole = len(name) == name_len and (kind == FILE or len(body) == body_len)
-        if not whole or int(row["crc"]) != record_crc(raw[at : at + size - 4], name, body):
-            out.damaged += 1
-            continue
         try:
-            text = name.decode()
+            text = name.decode() if whole else None
         except UnicodeDecodeError:
+            text = None
+        if text is None or int(row["crc"]) != record_crc(raw[at : at + size - 4], name, body):
             out.damaged += 1
+            damaged.append((i, kind, node, text))
             continue
         if kind == CREATE and node not in nodes and text not in seen:
             seen.add(text)
@@ -105,10 +120,39 @@ def salvage_log(group: h5py.Group) -> SalvagedLog:
             nodes[node] = len(out.names)
             out.bodies.append(body or _codec.EMPTY)
             out.file_maps.append({})
+            newest[nodes[node], None] = i
         elif kind == DATA and node in nodes:
             out.bodies[nodes[node]] = body
+            newest[nodes[node], None] = i
         elif kind == FILE and node in nodes:
             out.file_maps[nodes[node]][text] = FileRef(body_off, body_len, record_sha256(raw, at))
+            newest[nodes[node], text] = i
         else:
             out.orphaned += 1
+    _find_lost(out, nodes, newest, damaged)
     return out
+
+
+def _find_lost(
+    out: SalvagedLog,
+    nodes: dict[int, int],
+    newest: dict[tuple[int, str | None], int],
+    damaged: list[tuple[int, int, int, str | None]],
+) -> None:
+    """Fill ``out.lost``: damaged DATA/FILE records that no later intact one supersedes."""
+    lost: dict[tuple[int, str], None] = {}  # (an ordered set)
+    for row, kind, node, text in damaged:
+        kept = nodes.get(node)
+        if kind == CREATE and kept is not None:
+            continue  # (its datapoint was kept: a damaged copy, nothing lost)
+        if kind not in {DATA, FILE} or kept is None:
+            if kind != CREATE:
+                out.unattributed += 1
+            continue
+        if kind == DATA and newest.get((kept, None), -1) < row:
+            lost[kept, "data"] = None
+        elif kind == FILE and text is None:
+            lost[kept, "version of a file"] = None
+        elif kind == FILE and newest.get((kept, text), -1) < row:
+            lost[kept, f"version of file {text!r}"] = None
+    out.lost = list(lost)

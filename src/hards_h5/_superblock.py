@@ -116,7 +116,7 @@ def status_flags(path: Path) -> int:
         If the superblock's checksum does not match.
 
     """
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: no wait
     try:
         superblock = _read_superblock(fd, path)
     finally:
@@ -137,7 +137,7 @@ def clear_status_flags(path: Path) -> bool:
     """
     if not status_flags(path):
         return False  # (and a read-only file needs no write access for that)
-    fd = os.open(path, os.O_RDWR)
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         superblock = _read_superblock(fd, path)
         if superblock is None or superblock[0][_FLAGS_AT] == 0:

@@ -12,6 +12,7 @@ from hards.api import AlreadyExistsError, DoesNotExistError, HARDSError, Invalid
 
 __all__ = [
     "AlreadyExistsError",
+    "CacheError",
     "CorruptFileError",
     "DatabaseClosedError",
     "DatabaseExistsError",
@@ -97,7 +98,19 @@ class DatabaseLockedError(HARDSError, BlockingIOError):
 
 
 class StorageFullError(HARDSError, OSError):
-    """The disk (or quota) holding the campaign file is full; nothing flushed is lost."""
+    """The disk (or quota) is full; nothing flushed is lost.
+
+    The disk holding the campaign file, or the one holding the extraction cache
+    (``get_file``: the message names the cache; nothing is left half-written there).
+    """
+
+
+class CacheError(HARDSError, OSError):
+    """The extraction cache cannot be used: not a directory, not writable, read-only.
+
+    ``get_file`` extracts into ``$HARDS_H5_CACHE`` (or ``cache_dir``); point it at
+    a writable directory.
+    """
 
 
 class LiveModeError(HARDSError, RuntimeError):
