@@ -75,9 +75,9 @@ def test_import_refuses_non_seed_and_bad_data(tmp_path: Path) -> None:
         import_seed(tmp_path, tmp_path / "x.h5")
     seed_dir = tmp_path / "seed"
     db = FilesystemDatabase.create_database(seed_dir)
-    db.create_dataset("ds").create_datapoint("bad").add_data({"x": float("nan")})
+    db.create_dataset("ds").create_datapoint("bad").add_data({"x": "\ud800"})  # lone surrogate
     target = tmp_path / "bad.h5"
-    with pytest.raises(InvalidDataError, match=r"data\.json"):
+    with pytest.raises(InvalidDataError, match=r"data\.json.*not valid Unicode"):
         import_seed(seed_dir, target)
     assert not target.exists()
 

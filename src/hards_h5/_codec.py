@@ -2,8 +2,10 @@
 
 Everything a user hands to ``add_data`` passes through :func:`encode_data` first;
 it either returns the canonical JSON text or raises :class:`InvalidDataError`
-having written nothing.  Stored data is always strict JSON (RFC 8259): no NaN or
-infinities, string keys only, so any JSON reader can parse it.
+having written nothing.  Stored data is JSON (RFC 8259) with string keys only,
+plus one extension: NaN and the infinities are written as the bare tokens ``NaN``,
+``Infinity`` and ``-Infinity``, as Python's :mod:`json` writes and reads them
+(strict RFC 8259 has no such values; see docs/format.md).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ MAX_DEPTH = 200
 """Deepest nesting accepted; deeper (or cyclic) values raise InvalidDataError."""
 
 _ENCODER = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+    ensure_ascii=False, allow_nan=True, check_circular=False, separators=(",", ":")
 )
 _SCALARS = (str, int, bool, type(None))
 # Digits become "9" and the places a JSON value can start become ":"; then an
@@ -55,9 +57,10 @@ def encode_data(new_data: object) -> dict[str, Any]:
     Raises
     ------
     InvalidDataError
-        If ``new_data`` is not a mapping, has a non-string key at any depth, holds
-        NaN or an infinity, nests deeper than 200 levels or refers to itself, or
-        holds a value of a type JSON cannot represent.
+        If ``new_data`` is not a mapping, has a non-string key at any depth, nests
+        deeper than 200 levels or refers to itself, or holds a value of a type JSON
+        cannot represent.  NaN and the infinities are accepted (floats, numpy
+        scalars and inside numpy arrays) and stored exactly.
 
     """
     if not isinstance(new_data, Mapping):
@@ -80,14 +83,20 @@ def dumps(value: dict[str, Any]) -> bytes:
 
     orjson does the work; integers beyond 64 bits (which it refuses) fall back to
     the standard library, so every value :func:`encode_data` accepts is stored.
+    orjson writes NaN and the infinities as ``null``: a text holding ``null``
+    is written again by the standard library (``NaN``, ``Infinity``,
+    ``-Infinity``), so a non-finite float is never turned into None.
     """
     try:
-        # Copy to an exact-size bytes: orjson's result keeps its whole output
-        # buffer (>= 4 KiB) allocated, and the writer holds every node's JSON, so
-        # without the copy 1M datapoints of ~60 bytes pin ~4 GB (measured).
-        return bytes(memoryview(orjson.dumps(value)))
+        text = orjson.dumps(value)
     except orjson.JSONEncodeError:
         pass
+    else:
+        if b"null" not in text:
+            # Copy to an exact-size bytes: orjson's result keeps its whole output
+            # buffer (>= 4 KiB) allocated, and the writer holds every node's JSON, so
+            # without the copy 1M datapoints of ~60 bytes pin ~4 GB (measured).
+            return bytes(memoryview(text))
     try:
         return _ENCODER.encode(value).encode()
     except UnicodeEncodeError as exc:
@@ -114,26 +123,45 @@ def decode(raw: bytes | str, *, big_ints: bool | None = None) -> dict[str, Any]:
 
     orjson parses integers beyond 64 bits as floats, silently, so a text that may
     hold one (``big_ints``; checked with :func:`may_hold_big_int` when None) goes
-    to the standard library, which keeps every integer exact.
+    to the standard library, which keeps every integer exact.  orjson refuses
+    the tokens ``NaN``, ``Infinity`` and ``-Infinity`` (it never misreads them),
+    so a text orjson refuses is parsed again by the standard library, which reads
+    them: the common text costs nothing more.
+
+    Raises
+    ------
+    ValueError
+        If ``raw`` is not JSON (``json.JSONDecodeError``) or not a JSON object.
     """
     if big_ints is False:  # the bulk read path: known to hold no such integer
-        value = orjson.loads(raw)
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            value = json.loads(raw)
     else:
         text = raw.encode() if isinstance(raw, str) else raw
         exact = may_hold_big_int(text) if big_ints is None else big_ints
-        value = json.loads(text) if exact else orjson.loads(text)
+        if exact:
+            value = json.loads(text)
+        else:
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                value = json.loads(text)
     if type(value) is not dict:  # pragma: no cover - guarded by the writer
         msg = "stored data is not a JSON object"
         raise InvalidDataError(msg)
     return value
 
 
-def same_value(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any, *, nan_equal: bool = False) -> bool:
     """Whether two JSON values are equal: like ``==``, but ``true`` is not ``1``.
 
     Python counts ``True == 1`` and ``False == 0.0``; JSON (and MongoDB-style
     filters) keep booleans and numbers apart, at any depth.  Integers and floats
-    of the same value are equal (``1 == 1.0``), as JSON numbers.
+    of the same value are equal (``1 == 1.0``), as JSON numbers.  NaN equals
+    nothing, as in Python, unless ``nan_equal`` (two stored NaN are the same
+    stored value, e.g. when merging files).
     """
     if isinstance(a, bool) or isinstance(b, bool):
         return type(a) is type(b) and a == b
@@ -141,13 +169,17 @@ def same_value(a: Any, b: Any) -> bool:
         return (
             isinstance(b, Mapping)
             and a.keys() == b.keys()
-            and all(same_value(value, b[key]) for key, value in a.items())
+            and all(same_value(value, b[key], nan_equal=nan_equal) for key, value in a.items())
         )
     if isinstance(a, (list, tuple)):
-        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(same_value, a, b))
+        return (
+            isinstance(b, (list, tuple))
+            and len(a) == len(b)
+            and all(same_value(x, y, nan_equal=nan_equal) for x, y in zip(a, b, strict=True))
+        )
     if isinstance(b, (Mapping, list, tuple)):
         return False
-    return bool(a == b)
+    return bool(a == b) or (nan_equal and a != a and b != b)  # noqa: PLR0124 - NaN test
 
 
 def _convert_mapping(
@@ -168,7 +200,7 @@ def _convert(value: Any, where: str, depth: int, seen: set[int]) -> Any:
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, float):
-        return _check_float(value, where)
+        return value
     if isinstance(value, Mapping):
         return _convert_mapping(value, where, depth, seen)
     if isinstance(value, (list, tuple)):
@@ -197,20 +229,18 @@ def _enter(value: object, where: str, depth: int, seen: set[int]) -> None:
     seen.add(id(value))
 
 
-def _check_float(value: float, where: str) -> float:
-    if not math.isfinite(value):
-        msg = f"{where} is {value!r}; JSON has no NaN or infinity (store None or a string instead)"
-        raise InvalidDataError(msg)
-    return value
-
-
 def _convert_numpy_scalar(value: np.generic, where: str) -> Any:
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
-        return _check_float(float(value), where)
+        with np.errstate(over="ignore"):
+            number = float(value)
+        if number in (math.inf, -math.inf) and bool(np.isfinite(value)):
+            msg = f"{where} is {value!r}, too large for a float (64 bits)"
+            raise InvalidDataError(msg)
+        return number
     if isinstance(value, np.str_):
         return str(value)
     msg = f"{where} is a numpy {value.dtype} scalar, which JSON cannot store"
@@ -226,11 +256,12 @@ def _convert_array(value: np.ndarray[Any, Any], where: str, depth: int, seen: se
         msg = f"{where} nests deeper than {MAX_DEPTH} levels"
         raise InvalidDataError(msg)
     if kind == "f" and value.dtype.itemsize > np.dtype(np.float64).itemsize:
-        # long double: tolist() would keep numpy scalars; too big a value becomes
-        # inf here, and is refused just below
+        # long double: tolist() would keep numpy scalars; too big a value would
+        # become inf here, and is refused (infinities of its own are kept)
         with np.errstate(over="ignore"):
+            wide = value
             value = value.astype(np.float64)
-    if kind == "f" and value.size and not bool(np.isfinite(value).all()):
-        msg = f"{where} holds NaN or infinity (or a value too large for a float); JSON has neither"
-        raise InvalidDataError(msg)
+        if bool((np.isfinite(wide) != np.isfinite(value)).any()):
+            msg = f"{where} holds a value too large for a float (64 bits)"
+            raise InvalidDataError(msg)
     return _convert(value.tolist(), where, depth, seen) if kind == "U" else value.tolist()

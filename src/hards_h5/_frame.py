@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from hards_h5.errors import InvalidDataError, MissingDependencyError
 
@@ -11,39 +14,131 @@ if TYPE_CHECKING:
 
 __all__ = ["MissingDependencyError", "frame"]  # the error lives in errors.py
 
+_MISSING: Any = object()
+_INT64 = (-(2**63), 2**63 - 1)
 
-def frame(sources: list[tuple[str, DatasetLog]], *, origin: str = "dataset") -> Any:
+
+class _ColumnClashError(Exception):
+    def __init__(self, column: str, row: int) -> None:
+        self.column, self.row = column, row
+
+
+def frame(
+    sources: list[tuple[str, DatasetLog]], *, origin: str = "dataset", files: bool | str = False
+) -> Any:
     """Return a DataFrame with one row per datapoint of ``sources``.
 
     ``sources`` lists (dataset full name, its log), own dataset first.  The JSON
     texts are parsed straight from the logs (no datapoint objects).  Columns:
-    ``origin`` (the dataset each datapoint lives in), then one per top-level data
-    key, in first-seen order; the index is the datapoint name (``datapoint``).
+    ``origin`` (the dataset each datapoint lives in), then one per data key, in
+    first-seen order, nested dicts flattened into dotted names (``opt.lr``, the
+    names ``find`` accepts); then (``files``) a column ``"files"`` (or the name
+    given) listing each datapoint's file names.  The index is the datapoint name
+    (``datapoint``).  Column types: integers ``Int64``, booleans ``boolean``,
+    strings ``string`` (pandas' nullable types: a missing key or JSON null is
+    ``<NA>``), numbers with a fraction ``float64`` (missing is NaN), anything else
+    (lists, mixed types, integers beyond 64 bits) ``object`` (missing is None).
     """
     try:
         import pandas as pd  # noqa: PLC0415 - optional dependency
     except ImportError as exc:
         msg = "to_dataframe needs pandas: pip install 'hards-h5[pandas]'"
         raise MissingDependencyError(msg) from exc
+    files_column = ("files" if files is True else files) or None
     rows: list[dict[str, Any]] = []
     names: list[str] = []
     labels: list[str] = []
+    file_lists: list[list[str]] = []
     for dataset, log in sources:
         count = len(log.names)
-        rows.extend(log.data(node) for node in range(1, count + 1))
+        rows.extend(map(log.data, range(1, count + 1)))
         names.extend(log.names[:count])
         labels.extend([dataset] * count)
-    df = pd.DataFrame.from_records(rows, index=pd.Index(names, name="datapoint"))
-    if origin in df.columns:
-        clash = next(
-            f"{label}/{name}"
-            for label, name, row in zip(labels, names, rows, strict=True)
-            if origin in row
-        )
+        if files_column:
+            file_lists.extend(list(log.files(node)) for node in range(1, count + 1))
+    columns: dict[str, list[Any]] = {}
+    try:
+        for key in dict.fromkeys(chain.from_iterable(rows)):
+            _flatten(columns, key, [row.get(key, _MISSING) for row in rows])
+    except _ColumnClashError as exc:
         msg = (
-            f"data key {origin!r} (in {clash}) clashes with the column naming each row's "
-            f"dataset; pass to_dataframe(origin='another_name')"
+            f"{labels[exc.row]}/{names[exc.row]}: two data keys both give the column "
+            f"{exc.column!r} (a key holding a dot and a nested dict); rename one of them"
         )
-        raise InvalidDataError(msg)
-    df.insert(0, origin, pd.Series(labels, index=df.index, dtype=object))
-    return df
+        raise InvalidDataError(msg) from None
+    for extra, option in ((origin, "origin"), (files_column, "files")):
+        if extra in columns:
+            row = next(i for i, value in enumerate(columns[extra]) if value is not _MISSING)
+            msg = (
+                f"data key {extra!r} (in {labels[row]}/{names[row]}) clashes with the column "
+                f"naming each row's {'dataset' if option == 'origin' else 'files'}; pass "
+                f"to_dataframe({option}='another_name')"
+            )
+            raise InvalidDataError(msg)
+    index = pd.Index(names, name="datapoint")
+    table: dict[str, Any] = {origin: pd.Series(labels, index=index, dtype=object)}
+    for column, values in columns.items():
+        table[column] = _column(pd, values, index)
+    if files_column:
+        table[files_column] = pd.Series(file_lists, index=index, dtype=object)
+    return pd.DataFrame(table, index=index)
+
+
+def _flatten(columns: dict[str, list[Any]], name: str, values: list[Any]) -> None:
+    """Add column ``name`` to ``columns``; nested dicts become dotted columns.
+
+    ``values`` holds one value per row (``_MISSING`` where a row lacks the key).
+    A row whose value is a non-empty dict gives its keys to ``name.key`` columns
+    (recursively); other values (an empty dict too) stay in ``name``.
+    """
+    if dict in set(map(type, values)) and any(type(value) is dict and value for value in values):
+        nested = [value if type(value) is dict else None for value in values]
+        kept = [
+            _MISSING if value else original for value, original in zip(nested, values, strict=True)
+        ]
+        if any(value is not _MISSING for value in kept):
+            _add(columns, name, kept)
+        for key in dict.fromkeys(chain.from_iterable(value for value in nested if value)):
+            sub = [value.get(key, _MISSING) if value else _MISSING for value in nested]
+            _flatten(columns, f"{name}.{key}", sub)
+    else:
+        _add(columns, name, values)
+
+
+def _add(columns: dict[str, list[Any]], name: str, values: list[Any]) -> None:
+    """Add a column; one named like another (``"a.b"`` and ``a`` -> ``b``) shares it."""
+    old = columns.setdefault(name, values)
+    if old is values:
+        return
+    for row, (was, value) in enumerate(zip(old, values, strict=True)):
+        if value is not _MISSING:
+            if was is not _MISSING:
+                raise _ColumnClashError(name, row)
+            old[row] = value
+
+
+def _column(pd: Any, values: list[Any], index: Any) -> Any:
+    """Return one column as a Series of the most precise pandas type that holds it."""
+    kinds = set(map(type, values))
+    complete = not kinds & {type(None), object}  # (no row lacks the key or holds null)
+    kinds.discard(type(None))
+    kinds.discard(object)  # (_MISSING)
+    dtype: Any = object
+    if kinds == {int}:
+        present = values if complete else [v for v in values if type(v) is int]
+        if _INT64[0] <= min(present) and max(present) <= _INT64[1]:
+            if complete:
+                return pd.Series(np.array(values, dtype=np.int64), index=index, dtype="Int64")
+            dtype = "Int64"
+    elif kinds == {bool}:
+        dtype = "boolean"
+    elif kinds == {str}:
+        dtype = "string"
+    elif kinds in ({float}, {int, float}):
+        if not complete:
+            nan = float("nan")
+            values = [v if type(v) in (int, float) else nan for v in values]
+        return pd.Series(np.array(values, dtype=np.float64), index=index)
+    if not complete:
+        values = [None if v is _MISSING else v for v in values]
+    return pd.Series(values, index=index, dtype=dtype)

@@ -90,7 +90,7 @@ class _Planner:
         planned = self._current(key)
         where = "/".join((*key[0], key[1])) if key[1] else "/".join(key[0]) + " (dataset)"
         for k, value in data.items():
-            if k in planned.data and not _codec.same_value(planned.data[k], value):
+            if k in planned.data and not _codec.same_value(planned.data[k], value, nan_equal=True):
                 self.conflicts.append(
                     f"{where}: data key {k!r} is {planned.data[k]!r} in "
                     f"{planned.origin.get(k, '?')} but {value!r} in {source}"
@@ -309,7 +309,10 @@ def _copy_dataset(
     def fold(node_old: int, node_new: int) -> None:
         incoming = old.data(node_old)
         current = new.data(node_new)
-        if any(not _codec.same_value(current.get(k, _MISSING), v) for k, v in incoming.items()):
+        if any(
+            not _codec.same_value(current.get(k, _MISSING), v, nan_equal=True)
+            for k, v in incoming.items()
+        ):
             current.update(incoming)
             new.set_data(node_new, _codec.dumps(current))
         for fname, ref in old.files(node_old).items():

@@ -217,8 +217,9 @@ def import_seed(
     NotAHardsFileError
         If ``directory`` is not a seed database (no ``children`` folder).
     InvalidDataError
-        If a ``data.json`` cannot be stored (e.g. it holds NaN, which strict JSON
-        forbids), or an order file is damaged; the message names the file.
+        If a ``data.json`` cannot be stored (e.g. it holds a string that is not
+        valid Unicode), or an order file is damaged; the message names the file.
+        NaN and the infinities Python's json writes are stored as they are.
 
     """
     source = Path(directory)

@@ -543,7 +543,9 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         spec : Mapping
             A filter dict: ``{"x": 0.5}``, ``{"x": {"$gt": 0.5}}``, dotted keys for
             nested data (``{"opt.lr": 0.1}``), ``$and``/``$or``/``$not``; operators
-            ``$eq $ne $gt $gte $lt $lte $in $nin $exists $regex $type``.
+            ``$eq $ne $gt $gte $lt $lte $in $nin $exists $regex $type``.  A list
+            value matches when any element does (MongoDB's rule): ``{"tags": "a"}``
+            matches ``["a", "b"]``; ``$gt`` and the like compare each element.
         parents : bool
             Also search inherited datapoints (as ``recursively_get_datapoints``).
 
@@ -555,29 +557,41 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         Raises
         ------
         InvalidFilterError
-            If ``spec`` is malformed (checked before reading any datapoint).
+            If ``spec`` is malformed (checked before reading any datapoint), or
+            if ``$gt``/``$gte``/``$lt``/``$lte`` met only values of another type
+            than its operand (``{"x": {"$gt": "a"}}`` where every ``x`` is a
+            number): the message names the key and both types.
 
         Examples
         --------
         >>> hits = dataset.find({"inside": True, "x": {"$lt": 0.1}})  # doctest: +SKIP
 
         """
-        matches = _query.compile_filter(spec)
+        matches, check_types = _query.compile_checked(spec)
         out: list[H5Datapoint] = []
         for dataset in self._lineage(parents=parents):
             log = self._db._log(dataset._names)
             for node, name in enumerate(log.names, start=1):
                 if matches(log.data(node)):
                     out.append(H5Datapoint(dataset, node, name))
+        check_types()
         return out
 
-    def to_dataframe(self, *, parents: bool = True, origin: str = "dataset") -> Any:
+    def to_dataframe(
+        self, *, parents: bool = True, origin: str = "dataset", files: bool | str = False
+    ) -> Any:
         """Return the datapoints' data as a pandas DataFrame (needs ``[pandas]``).
 
         One row per datapoint (inherited ones too when ``parents``), indexed by
         datapoint name (names repeat when two datasets use the same one); an
         ``origin`` column (``dataset``) names the dataset each row comes from, then
-        one column per top-level data key, in first-seen order.
+        one column per data key, in first-seen order.  Nested dicts are flattened
+        into dotted columns (``{"opt": {"lr": 0.1}}`` gives ``opt.lr``, the name
+        ``find`` accepts).  Integer, boolean and string columns use pandas'
+        nullable ``Int64``, ``boolean`` and ``string`` types, so a key some rows
+        lack (or hold as null) is ``<NA>`` and the others keep their type; other
+        numbers are ``float64`` (missing is NaN, as is a stored NaN); lists, mixed
+        types and integers beyond 64 bits are ``object`` (missing is None).
 
         Parameters
         ----------
@@ -585,6 +599,11 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
             Include the datapoints inherited from ancestor datasets.
         origin : str
             Name of the column saying which dataset each row comes from.
+        files : bool or str
+            Add a last column (``files``, or the name given) holding each
+            datapoint's list of file names, in creation order (``[]`` for none):
+            ``df[df.files.map(lambda f: "log.txt" in f)]`` selects the rows that
+            have ``log.txt``.
 
         Returns
         -------
@@ -596,7 +615,8 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         MissingDependencyError
             If pandas is not installed.
         InvalidDataError
-            If a data key is also named ``origin`` (pass another name).
+            If a data column is also named ``origin`` or ``files`` (pass another
+            name), or two keys of one datapoint give the same dotted column.
 
         Examples
         --------
@@ -605,7 +625,7 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
 
         """
         sources = [(d.fullname(), self._db._log(d._names)) for d in self._lineage(parents=parents)]
-        return _frame.frame(sources, origin=origin)
+        return _frame.frame(sources, origin=origin, files=files)
 
 
 class H5Datapoint(_DataAndFiles, AbstractDatapoint):

@@ -4,23 +4,32 @@ A filter is a dict.  ``{"x": 0.5}`` matches data whose ``x`` equals 0.5;
 ``{"x": {"$gt": 0.5, "$lte": 1}}`` applies operators; ``{"opt.lr": 0.1}`` reaches
 into nested dicts with dots; ``{"$or": [f1, f2]}``, ``{"$and": [...]}`` and
 ``{"$not": f}`` combine filters.  Operators: ``$eq $ne $gt $gte $lt $lte $in
-$nin $exists $regex $type``.  Comparing values of different types (a string with
-a number) is simply false, and booleans never equal numbers (``true`` is not
-``1``).  :func:`compile_filter` checks a filter once, so a mistake raises
-:class:`InvalidFilterError` before any datapoint is read.
+$nin $exists $regex $type``.  As in MongoDB, a list value matches when the list
+itself or any of its elements matches: ``{"tags": "a"}`` matches ``["a", "b"]``,
+``{"x": {"$gt": 1}}`` matches ``[0, 2]`` (``$ne`` and ``$nin`` then mean "no
+element"; ``$exists`` and ``$type`` look at the value itself).  Comparing values
+of different types (a string with a number) is false for that datapoint, and
+booleans never equal numbers (``true`` is not ``1``); NaN equals nothing and is
+neither greater nor smaller than anything, as in Python.
+:func:`compile_filter` checks a filter once, so a mistake raises
+:class:`InvalidFilterError` before any datapoint is read; :func:`compile_checked`
+also says, after the search, when an ordering operator (``$gt $gte $lt $lte``)
+never met a value of its operand's type but did meet values of another type (the
+filter ``{"x": {"$gt": "a"}}`` where every ``x`` is a number).
 """
 
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from hards_h5._codec import same_value
-from hards_h5.errors import HARDSError
+from hards_h5.errors import InvalidFilterError
 
-__all__ = ["InvalidFilterError", "compile_filter", "parse_filter"]
+__all__ = ["InvalidFilterError", "compile_checked", "compile_filter", "parse_filter"]
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 _MISSING = object()
@@ -34,10 +43,15 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "dict": (dict,),
     "null": (type(None),),
 }
-
-
-class InvalidFilterError(HARDSError, ValueError):
-    """A filter is malformed (unknown operator, wrong operand type, bad JSON)."""
+_KINDS: dict[type, str] = {
+    int: "number",
+    float: "number",
+    str: "string",
+    bool: "boolean",
+    list: "list",
+    dict: "object",
+    type(None): "null",
+}
 
 
 def parse_filter(text: str) -> dict[str, Any]:
@@ -70,23 +84,69 @@ def _getter(dotted: str) -> Callable[[Mapping[str, Any]], Any]:
     return lookup
 
 
-def _ordered(op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
-    def compare(value: Any, operand: Any) -> bool:
-        if value is _MISSING or isinstance(value, bool) != isinstance(operand, bool):
-            return False
+class _TypeCheck:
+    """What an ordering operator met during one search: its operand's type or others."""
+
+    __slots__ = ("key", "met", "op", "operand", "others", "want")
+
+    def __init__(self, key: str, op: str, operand: Any) -> None:
+        self.key, self.op, self.operand = key, op, operand
+        self.want = _KINDS.get(type(operand))
+        self.met = False  # a value (or list element) of the operand's type was compared
+        self.others: dict[str, None] = {}  # kinds of the values that could not be
+
+    def problem(self) -> str | None:
+        if self.met or not self.others:
+            return None
+        kinds = " or ".join(sorted(self.others))
+        return (
+            f"filter for {self.key!r}: {self.op} compares with the {self.want or 'value'} "
+            f"{self.operand!r}, but every value of {self.key!r} met in the search is a {kinds} "
+            f"(or a list of them), so nothing can match; compare with a {kinds} instead"
+        )
+
+
+def _ordered(check: _TypeCheck, op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], bool]:
+    want = check.want if check.want not in {None, "object", "null"} else ""
+
+    def one(value: Any, operand: Any) -> bool | None:
+        """Compare one value; None if its type differs from the operand's."""
+        kind = _KINDS.get(type(value), "")
+        if kind != want:
+            check.others[kind or type(value).__name__] = None
+            return None
+        check.met = True
         try:
             return bool(op(value, operand))
-        except TypeError:
+        except TypeError:  # (lists holding values of different types)
             return False
+
+    def compare(value: Any, operand: Any) -> bool:
+        if value is _MISSING:
+            return False
+        result = one(value, operand)
+        if result is None and type(value) is list:
+            check.others.pop("list", None)
+            return any([one(item, operand) for item in value])  # noqa: C419 - see every type
+        return bool(result)
 
     return compare
 
 
+def _equal(value: Any, operand: Any) -> bool:
+    """``value`` equals ``operand``, or is a list with an element that does."""
+    return same_value(value, operand) or (
+        type(value) is list and any(same_value(item, operand) for item in value)
+    )
+
+
 def _in(value: Any, operand: Any) -> bool:
-    return value is not _MISSING and any(same_value(value, item) for item in operand)
+    return value is not _MISSING and any(_equal(value, item) for item in operand)
 
 
 def _regex(value: Any, operand: Any) -> bool:
+    if type(value) is list:
+        return any(_regex(item, operand) for item in value)
     return isinstance(value, str) and re.search(operand, value) is not None
 
 
@@ -98,17 +158,19 @@ def _type(value: Any, operand: Any) -> bool:
 
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "$eq": lambda value, operand: value is not _MISSING and same_value(value, operand),
-    "$ne": lambda value, operand: value is _MISSING or not same_value(value, operand),
-    "$gt": _ordered(lambda a, b: a > b),
-    "$gte": _ordered(lambda a, b: a >= b),
-    "$lt": _ordered(lambda a, b: a < b),
-    "$lte": _ordered(lambda a, b: a <= b),
+    "$eq": lambda value, operand: value is not _MISSING and _equal(value, operand),
+    "$ne": lambda value, operand: value is _MISSING or not _equal(value, operand),
     "$in": _in,
     "$nin": lambda value, operand: not _in(value, operand),
     "$exists": lambda value, operand: (value is not _MISSING) == operand,
     "$regex": _regex,
     "$type": _type,
+}
+_ORDERING: dict[str, Callable[[Any, Any], Any]] = {
+    "$gt": operator.gt,
+    "$gte": operator.ge,
+    "$lt": operator.lt,
+    "$lte": operator.le,
 }
 
 
@@ -130,14 +192,17 @@ def _check_operand(op: str, operand: Any, key: str) -> None:
         raise InvalidFilterError(msg)
 
 
-def _field(key: str, condition: Any) -> Predicate:
+def _field(key: str, condition: Any, checks: list[_TypeCheck]) -> Predicate:
     if isinstance(condition, Mapping) and any(str(k).startswith("$") for k in condition):
         tests: list[tuple[Callable[[Any, Any], bool], Any]] = []
         for op, operand in condition.items():
+            if op in _ORDERING:
+                checks.append(_TypeCheck(key, op, operand))
+                tests.append((_ordered(checks[-1], _ORDERING[op]), operand))
+                continue
             if op not in _OPERATORS:
-                msg = (
-                    f"filter for {key!r}: unknown operator {op!r}; use one of {sorted(_OPERATORS)}"
-                )
+                known = sorted([*_OPERATORS, *_ORDERING])
+                msg = f"filter for {key!r}: unknown operator {op!r}; use one of {known}"
                 raise InvalidFilterError(msg)
             _check_operand(op, operand, key)
             tests.append((_OPERATORS[op], operand))
@@ -153,7 +218,7 @@ def _field(key: str, condition: Any) -> Predicate:
 
         return check
     get = _getter(key)
-    return lambda data: (value := get(data)) is not _MISSING and same_value(value, condition)
+    return lambda data: (value := get(data)) is not _MISSING and _equal(value, condition)
 
 
 def compile_filter(spec: Mapping[str, Any]) -> Predicate:
@@ -165,6 +230,31 @@ def compile_filter(spec: Mapping[str, Any]) -> Predicate:
         If ``spec`` is not a dict or uses an unknown operator or a bad operand.
 
     """
+    return _compile(spec, [])
+
+
+def compile_checked(spec: Mapping[str, Any]) -> tuple[Predicate, Callable[[], None]]:
+    """Like :func:`compile_filter`, plus a check to call once the search is done.
+
+    The check raises :class:`InvalidFilterError` if an ordering operator
+    (``$gt $gte $lt $lte``) compared only values of another type than its
+    operand during the search (``{"x": {"$gt": "a"}}`` where every ``x`` met is
+    a number): such a filter can never match, and is a mistake.  Data where some
+    values have the operand's type and others do not is fine.
+    """
+    checks: list[_TypeCheck] = []
+    predicate = _compile(spec, checks)
+
+    def check_types() -> None:
+        for check in checks:
+            problem = check.problem()
+            if problem is not None:
+                raise InvalidFilterError(problem)
+
+    return predicate, check_types
+
+
+def _compile(spec: Mapping[str, Any], checks: list[_TypeCheck]) -> Predicate:
     if not isinstance(spec, Mapping):
         msg = f"a filter is a dict such as {{'x': {{'$gt': 0.5}}}}, not {type(spec).__name__}"
         raise InvalidFilterError(msg)
@@ -177,15 +267,15 @@ def compile_filter(spec: Mapping[str, Any]) -> Predicate:
             if not isinstance(condition, list) or not condition:
                 msg = f"{key} takes a non-empty list of filters"
                 raise InvalidFilterError(msg)
-            subs = [compile_filter(sub) for sub in condition]
+            subs = [_compile(sub, checks) for sub in condition]
             parts.append(_all(subs) if key == "$and" else _any(subs))
         elif key == "$not":
-            parts.append(_negate(compile_filter(condition)))
+            parts.append(_negate(_compile(condition, checks)))
         elif key.startswith("$"):
             msg = f"unknown top-level operator {key!r}; use $and, $or or $not"
             raise InvalidFilterError(msg)
         else:
-            parts.append(_field(key, condition))
+            parts.append(_field(key, condition, checks))
     if len(parts) == 1:
         return parts[0]
     return _all(parts)

@@ -22,6 +22,7 @@ __all__ = [
     "FormatVersionError",
     "HARDSError",
     "InvalidDataError",
+    "InvalidFilterError",
     "InvalidNameError",
     "LiveModeError",
     "MergeConflictError",
@@ -63,6 +64,14 @@ class DatabaseExistsError(AlreadyExistsError, FileExistsError):
 
 class InvalidDataError(HARDSError, ValueError):
     """Data given to ``add_data`` cannot be stored (nothing was written)."""
+
+
+class InvalidFilterError(HARDSError, ValueError):
+    """A filter is malformed, or compares with a type no datapoint holds.
+
+    Malformed: an unknown operator, a wrong operand type, bad JSON.  A type
+    mismatch: ``{"x": {"$gt": "a"}}`` where every ``x`` searched is a number.
+    """
 
 
 class CorruptFileError(HARDSError, OSError):
