@@ -13,6 +13,7 @@ import h5py
 import pytest
 
 from cli_runner import hards, python_child
+from hards_h5 import H5Database, H5Dataset
 from hards_h5.cli import cli
 
 VERBS = [
@@ -28,6 +29,7 @@ VERBS = [
     "check",
     "compact",
     "recover",
+    "watch",
 ]
 
 
@@ -48,21 +50,34 @@ def test_every_verb_has_help_with_an_example() -> None:
         assert "Example: hards-h5" in done.stdout, verb
 
 
+def _files_of(dataset: H5Dataset) -> tuple[int, int]:
+    """Files on ``dataset`` and its own datapoints, and their bytes, through the API."""
+    nodes = [dataset, *(dataset.get_datapoint(n) for n in dataset.datapoints)]
+    paths = [node.get_file(name) for node in nodes for name in node.files]
+    return len(paths), sum(p.stat().st_size for p in paths)
+
+
 def test_tree_and_depth(demo: Path) -> None:
+    with H5Database(demo, "r") as db:
+        random_files = _files_of(db.get_dataset("random"))
+        extended_files = _files_of(db.recursively_get_dataset("random/extended"))
+    assert random_files[0] > 1  # the demo attaches files to datapoints too
     out = hards("tree", str(demo)).stdout
-    assert "random  (300 datapoints, 1 file)" in out
-    assert "extended  (600 datapoints, 1 file)" in out
+    assert f"random  300 datapoints, {random_files[0]} files ({random_files[1]} bytes)" in out
+    assert f"extended  600 datapoints, {extended_files[0]} files" in out
     shallow = hards("tree", str(demo), "--depth", "1").stdout
     assert "extended" not in shallow
     sub = hards("tree", str(demo), "random").stdout
     assert "quasi_random" not in sub
-    assert sub.splitlines()[0] == "random  (300 datapoints, 1 file)"  # PATH's own counts
+    assert sub.splitlines()[0].startswith("random  300 datapoints, ")  # PATH's own counts
 
 
 def test_info_show_get_find(demo: Path, tmp_path: Path) -> None:
     info = hards("info", str(demo)).stdout
     assert "format version         1" in info
     assert "datapoints             1200" in info
+    assert "writer                 none: closed cleanly" in info
+    assert "status flags" not in info  # HDF5 details only with --verbose
     shown = hards("show", str(demo), "random/sample-000000").stdout
     assert shown.startswith("datapoint random/sample-000000")
     assert '"inside"' in shown
@@ -194,8 +209,11 @@ def test_info_tells_a_running_writer_from_a_dead_one(tmp_path: Path) -> None:
         for verb in ("info", "check"):
             done = hards(verb, str(path))
             assert done.returncode == 1
-            assert "open for writing right now" in done.stdout + done.stderr, verb
+            assert done.stderr.startswith(
+                f"hards-h5: error: {path} is being written by a writer (pid {writer.pid} on host "
+            ), verb
             assert "recover" not in done.stdout + done.stderr
+            assert "status flags" not in done.stdout + done.stderr
     finally:
         writer.stdin.write("\n")
         writer.stdin.flush()
@@ -207,4 +225,9 @@ def test_info_tells_a_running_writer_from_a_dead_one(tmp_path: Path) -> None:
     writer.wait()
     done = hards("info", str(path))
     assert done.returncode == 1
-    assert f"run 'hards-h5 recover {path}'" in done.stdout
+    assert done.stderr == (
+        f"hards-h5: error: {path} was left open by a writer that stopped; "
+        f"run 'hards-h5 recover {path}'\n"
+    )
+    verbose = hards("--verbose", "info", str(path))
+    assert "(HDF5 superblock status flags 0x1)" in verbose.stderr

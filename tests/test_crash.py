@@ -148,7 +148,7 @@ def test_check_finds_a_damaged_file_blob(db_path: Path, tmp_path: Path) -> None:
     assert any("SHA-256" in p for p in report.problems)
     done = hards("check", str(db_path))
     assert done.returncode == 1
-    assert "PROBLEM" in done.stderr
+    assert "hards-h5: error: " in done.stderr
 
 
 def test_recover_on_a_clean_file_leaves_it_alone(db_path: Path) -> None:

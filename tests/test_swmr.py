@@ -199,9 +199,11 @@ def test_a_live_writer_keeps_the_file_locked(db_path: Path) -> None:
         assert writer.stdout.readline().strip() == "LIVE"
         # HDF5 dropped its own lock at start_swmr(); the live writer's lock still
         # keeps writers and recovery out, with a message saying what to do.
-        with pytest.raises(DatabaseLockedError, match=r"SWMR live writer.*timeout="):
+        with pytest.raises(DatabaseLockedError, match=r"live \(SWMR\) writer.*timeout="):
             H5Database(db_path, "r+")
-        with pytest.raises(DatabaseLockedError, match=r"SWMR live writer.*swmr=True"):
+        with pytest.raises(
+            DatabaseLockedError, match=r"live \(SWMR\) writer \(pid \d+ on host .*swmr=True"
+        ):
             H5Database(db_path, "r")
         recover = hards("recover", str(db_path))
         assert recover.returncode == 1

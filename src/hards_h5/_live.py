@@ -30,7 +30,7 @@ from pathlib import Path
 
 import h5py
 
-from hards_h5 import _layout
+from hards_h5 import _layout, _writer_info
 from hards_h5._superblock import status_flags
 from hards_h5.errors import DatabaseLockedError, HARDSError, RecoveryNeededError
 
@@ -88,8 +88,10 @@ def _open_live_aware(path: Path, mode: str, *, swmr: bool) -> h5py.File:
     try:
         return _layout.open_file(path, mode, swmr=swmr)
     except DatabaseLockedError as exc:
-        if "this process" in str(exc) or not _swmr_writer_flag(path):
+        if "this process" in str(exc):
             raise
+        if not _swmr_writer_flag(path):
+            raise _plain_writer_error(path, mode, exc) from exc
         raise _live_writer_error(path, mode) from exc
     except RecoveryNeededError as exc:
         # The status flags say a writer has the file.  A live one holds a lock
@@ -107,13 +109,26 @@ def _open_live_aware(path: Path, mode: str, *, swmr: bool) -> h5py.File:
 
 def _live_writer_error(path: Path, mode: str) -> DatabaseLockedError:
     how = (
-        "watch it with H5Database(path, mode='r', swmr=True)"
+        f"watch it with H5Database(path, mode='r', swmr=True) or 'hards-h5 watch {path}'"
         if mode == "r"
         else "wait for it to close with H5Database(path, timeout=SECONDS)"
     )
+    if _writer_info.read(path) is None:  # the lock alone: recover/compact take it too
+        who = f"{_writer_info.being_written(path, live=True)} (or recover/compact is rewriting it)"
+    else:
+        who = _writer_info.being_written(path)
+    return DatabaseLockedError(f"{who}; {how}")
+
+
+def _plain_writer_error(path: Path, mode: str, exc: DatabaseLockedError) -> DatabaseLockedError:
+    """Name the writer that holds ``path`` (from its sidecar), or keep HDF5's lock message."""
+    info = _writer_info.read(path)
+    if info is None or info.live:
+        return exc
+    how = "" if mode == "r" else " (no other reader or writer may have it open either)"
     msg = (
-        f"{path}: a SWMR live writer has the file open (or recover/compact is "
-        f"rewriting it, or readers are still attached to what a writer left); {how}"
+        f"{_writer_info.being_written(path)}; wait for it to close with "
+        f"H5Database(path, timeout=SECONDS){how}"
     )
     return DatabaseLockedError(msg)
 

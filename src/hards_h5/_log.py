@@ -112,6 +112,15 @@ class DatasetLog:
         """Return ``node``'s files (the live mapping: do not mutate)."""
         return self._state.files[node] or {}
 
+    def file_totals(self) -> tuple[int, int]:
+        """Return how many files the dataset and its datapoints hold, and their bytes."""
+        count = size = 0
+        for files in self._state.files:
+            if files:
+                count += len(files)
+                size += sum(ref.size for ref in files.values())
+        return count, size
+
     def refresh(self) -> None:
         """Replay records committed to the file since the last replay."""
         records = self._records

@@ -54,7 +54,7 @@ class MigrationReport:
 
 
 def export_seed(
-    source: str | os.PathLike[str],
+    source: str | os.PathLike[str] | H5Database,
     directory: str | os.PathLike[str],
     *,
     progress: Progress | None = None,
@@ -66,8 +66,9 @@ def export_seed(
 
     Parameters
     ----------
-    source : str or os.PathLike
-        A hards-h5 campaign file (opened read-only).
+    source : str, os.PathLike or H5Database
+        A hards-h5 campaign file (opened read-only), or a database already open
+        (for example a SWMR reader of a live campaign; it is left open).
     directory : str or os.PathLike
         Must not exist; ``hards.filesystem.FilesystemDatabase(directory)`` opens it.
     progress : callable, optional
@@ -84,7 +85,12 @@ def export_seed(
     if target.exists():
         msg = f"{target}: already exists; export writes a new directory"
         raise HARDSError(msg)
-    with H5Database(source, "r") as db:  # a bad source fails before anything is made
+    opened: contextlib.AbstractContextManager[H5Database] = (
+        contextlib.nullcontext(source)
+        if isinstance(source, H5Database)
+        else H5Database(source, "r")
+    )
+    with opened as db:  # a bad source fails before anything is made
         total = sum(len(ds.datapoints) for ds in iter_datasets(db)) if progress else 0
         tally = Tally(progress, total)
 

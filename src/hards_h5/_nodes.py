@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 import h5py
 from hards.api import AbstractDatabase, AbstractDatapoint, AbstractDataset
 
-from hards_h5 import _blobs, _codec, _frame, _layout, _live, _query, _shared
+from hards_h5 import _blobs, _codec, _frame, _layout, _live, _query, _shared, _writer_info
 from hards_h5._cache import ExtractionCache, default_cache_root
 from hards_h5._log import DatasetLog
 from hards_h5._names import check_file_name, check_name, is_valid_name
@@ -759,6 +759,8 @@ class H5Database(_Children, AbstractDatabase):
         )
         self._logs = self._shared.logs  # (emptied for this handle when it is closed)
         self._closed = False
+        if self._mode != "r":  # say who writes the file, for other processes' messages
+            _writer_info.announce(self._shared.path)
         # Code written for the seed never calls close(): pending records are written
         # and the file closed when the last handle on it is collected or the
         # interpreter exits (weakref.finalize, not __del__); close() runs the same
@@ -870,6 +872,7 @@ class H5Database(_Children, AbstractDatabase):
         if not early:
             shared.live_lock.acquire(shared.path, use_flock=True)
         shared.live = True
+        _writer_info.went_live(shared.path)
 
     def refresh(self) -> None:
         """Make this reader see what the SWMR writer has flushed since the last call.
@@ -1023,6 +1026,7 @@ def _release(shared: _shared.SharedFile) -> None:
             _seal_logs(h5, logs, path)
     finally:
         logs.clear()
+        _writer_info.withdraw(path)  # before the file is let go: a next writer's is not ours
         try:
             h5.close()
             shared.h5 = None

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import h5py
 
-from hards_h5 import _blobs, _codec, _layout, _seal
-from hards_h5._live import claim_exclusive, in_use, live_lock_on
+from hards_h5 import _blobs, _codec, _layout, _seal, _writer_info
+from hards_h5._live import claim_exclusive, in_use, live_lock_on, live_lock_present
 from hards_h5._log import DatasetLog, FileRef
 from hards_h5._progress import Progress, Tally
 from hards_h5._salvage import SalvagedLog, salvage_log
@@ -136,15 +136,10 @@ def preflight(path: Path) -> int:
 def left_open_problem(path: Path, flags: int) -> str:
     """Say what set status ``flags`` mean: a writer at work now, or one that died."""
     if in_use(path):
-        return (
-            f"{path}: a process has the file open for writing right now (status flags "
-            f"{flags:#x}); wait for it to close it, or watch a SWMR live writer with "
-            "H5Database(path, mode='r', swmr=True)"
-        )
-    return (
-        f"{path}: left open by a writer that is gone (status flags {flags:#x}); "
-        f"run 'hards-h5 recover {path}'"
-    )
+        live = live_lock_present(path) or bool(flags & 0x04)  # bit 2: SWMR writing
+        watch = f" (watch it with 'hards-h5 watch {path}')" if live else ""
+        return f"{_writer_info.being_written(path, live=live)}; wait for it to close{watch}"
+    return f"{path} was left open by a writer that stopped; run 'hards-h5 recover {path}'"
 
 
 @contextlib.contextmanager

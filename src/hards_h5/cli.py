@@ -6,24 +6,30 @@ Nothing in the library imports this module.
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import json
 import os
 import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 from hards.api import DoesNotExistError, HARDSError
 from rich.console import Console
+from rich.live import Live
 from rich.progress import Progress, TaskID
+from rich.table import Table
 
-from hards_h5 import __version__, _layout, _merge, _migrate, _recover
+from hards_h5 import __version__, _layout, _live, _merge, _migrate, _recover, _writer_info
 from hards_h5._demo import estimate_pi, write_demo
 from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
 from hards_h5._query import parse_filter
+from hards_h5.errors import DatabaseLockedError, RecoveryNeededError
 
 __all__ = ["main"]
 
@@ -38,14 +44,120 @@ Start here:
   hards-h5 tree campaign.h5         its datasets
   hards-h5 find campaign.h5 random '{"x": {"$gt": 0.9}}'
 
+  hards-h5 watch campaign.h5        follow a running (SWMR) campaign
+
 Every command has --help with an example.
 """
+
+_verbose = False  # set by --verbose (the command line runs one command per process)
 
 
 @click.group(help=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hards-h5")
-def cli() -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Also show HDF5 details: superblock status flags, and what HDF5 said on errors.",
+)
+def cli(verbose: bool) -> None:
     """Inspect and maintain hards-h5 campaign files (HARDS on one HDF5 file)."""
+    global _verbose  # noqa: PLW0603 - one flag for the whole command
+    _verbose = verbose
+
+
+@dataclass(frozen=True)
+class _OpenOptions:
+    swmr: bool = False
+    wait: bool = False
+    timeout: float | None = None
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_OPEN_KEY = "hards_h5.open"
+
+
+def _reading(f: _F) -> _F:
+    """Give a read-only verb ``--swmr``, ``--wait`` and ``--timeout SECONDS``."""
+
+    @click.option(
+        "--swmr",
+        is_flag=True,
+        help="Read through SWMR (found by itself when a live writer has the file).",
+    )
+    @click.option("--wait", is_flag=True, help="If a writer has the file, wait until it closes.")
+    @click.option(
+        "--timeout",
+        type=click.FloatRange(min=0),
+        default=None,
+        metavar="SECONDS",
+        help="Like --wait, for at most SECONDS.",
+    )
+    @functools.wraps(f)
+    def wrapper(*args: Any, swmr: bool, wait: bool, timeout: float | None, **kwargs: Any) -> Any:
+        click.get_current_context().meta[_OPEN_KEY] = _OpenOptions(swmr, wait, timeout)
+        return f(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+_RETRY_EVERY = 1.0  # seconds: while waiting, look again whether the writer went live
+
+
+def _open(file: Path) -> H5Database:
+    """Open ``file`` read-only for a reading verb, through SWMR when a live writer has it.
+
+    A plain writer holding the file is one error line naming it (pid, host, since
+    when, when it said so), unless ``--wait`` or ``--timeout`` asked to wait.
+    """
+    ctx = click.get_current_context(silent=True)
+    opts: _OpenOptions = ctx.meta.get(_OPEN_KEY, _OpenOptions()) if ctx else _OpenOptions()
+    limit = opts.timeout if opts.timeout is not None else (float("inf") if opts.wait else None)
+    deadline = None if limit is None else time.monotonic() + limit
+    while True:
+        live = opts.swmr or _writer_is_live(file)
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            return H5Database(
+                file, "r", swmr=live, timeout=None if left is None else min(left, _RETRY_EVERY)
+            )
+        except RecoveryNeededError as exc:
+            raise _left_open(file) from exc
+        except DatabaseLockedError as exc:
+            if live and not opts.swmr and not _writer_is_live(file):  # it just closed
+                continue
+            if deadline is None or time.monotonic() >= deadline:
+                raise _locked(file, exc, opts) from exc
+
+
+def _left_open(file: Path) -> HARDSError:
+    """Return the error for a file whose writer flags are set: a writer now, or a stopped one."""
+    flags = _recover.preflight(file)
+    error = DatabaseLockedError if _live.in_use(file) else RecoveryNeededError
+    return error(_with_flags(_recover.left_open_problem(file, flags), flags))
+
+
+def _writer_is_live(file: Path) -> bool:
+    """Whether a SWMR live writer has ``file`` open (its lock, or failing that its word)."""
+    if _live.live_lock_present(file):
+        return True
+    info = _writer_info.read(file)
+    return info is not None and info.live and _live.status_flags_set(file)
+
+
+def _locked(file: Path, exc: DatabaseLockedError, opts: _OpenOptions) -> DatabaseLockedError:
+    """Return the one-line error for a file a writer holds, with what to do."""
+    if opts.timeout is not None:
+        return DatabaseLockedError(
+            f"{_writer_info.being_written(file, live=False)}; it did not close within "
+            f"{opts.timeout:g} s"
+        )
+    if opts.wait:  # (only an impossible open gets here: the lock held by this process)
+        return exc
+    return DatabaseLockedError(
+        f"{_writer_info.being_written(file, live=False)}; wait for it to close with "
+        "--wait (or --timeout SECONDS)"
+    )
 
 
 @cli.command()
@@ -73,36 +185,37 @@ def demo(file: Path, samples: int) -> None:
 @click.option(
     "--depth", type=click.IntRange(min=0), default=None, help="Show datasets this deep at most."
 )
+@_reading
 def tree(file: Path, path: str | None, depth: int | None) -> None:
     """Show the datasets of FILE (or below PATH) with datapoint and file counts.
 
+    A dataset's files count its own and its datapoints' attached files, with
+    their total size.
+
     Example: hards-h5 tree campaign.h5 random --depth 1
     """
-    with H5Database(file, "r") as db:
+    with _open(file) as db:
         _print_tree(db, path, depth)
 
 
 @cli.command()
 @click.argument("file", type=_PATH)
+@_reading
 def info(file: Path) -> None:
     """Show FILE's format version, counts, sizes and writer state.
 
     Example: hards-h5 info campaign.h5
     """
     flags = _recover.preflight(file)
-    if flags:
-        click.echo(_recover.left_open_problem(file, flags))
-        raise click.exceptions.Exit(1)
-    with H5Database(file, "r") as db:
+    with _open(file) as db:
         datasets = list(iter_datasets(db))
         points = sum(len(d.datapoints) for d in datasets)
-        files = sum(len(d.files) for d in datasets)
+        files = sum(_file_totals(d)[0] for d in datasets)
         h5 = db._file()  # noqa: SLF001 - read-only facts about the container
         version = int(h5.attrs[_layout.ATTR_FORMAT])
         creator = h5.attrs.get(_layout.ATTR_CREATOR, "?")
-        blob_bytes = int(h5[_layout.BLOBS].shape[0])
-        for d in datasets:
-            files += sum(len(d.get_datapoint(n).files) for n in d.datapoints)
+        blob_bytes = int(db._blobs().shape[0])  # noqa: SLF001
+        live = db.swmr_mode
     rows = [
         ("format version", str(version)),
         ("written by", str(creator)),
@@ -111,12 +224,28 @@ def info(file: Path) -> None:
         ("datapoints", str(points)),
         ("attached files", str(files)),
         ("attached bytes stored", f"{blob_bytes:,}"),
-        ("writer state", "closed cleanly (no writer)"),
+        ("writer", _writer_state(file, live=live, left_open=bool(flags))),
     ]
+    if _verbose:
+        rows.append(("superblock status flags", f"{flags:#x}"))
     width = max(len(k) for k, _ in rows)
     click.echo(str(file))
     for key, value in rows:
         click.echo(f"  {key:<{width}}  {value}")
+
+
+def _writer_state(file: Path, *, live: bool, left_open: bool) -> str:
+    """Return the writer row of ``info``, in the shared words (see docs/cli.md)."""
+    if not live:
+        return "left open by a writer that stopped" if left_open else "none: closed cleanly"
+    info = _writer_info.read(file)
+    who = f" ({info.describe()})" if info is not None else ""
+    return f"a live (SWMR) writer is running{who}; follow it with 'hards-h5 watch {file}'"
+
+
+def _with_flags(message: str, flags: int) -> str:
+    """Add the HDF5 superblock status flags to ``message`` under --verbose."""
+    return f"{message} (HDF5 superblock status flags {flags:#x})" if _verbose else message
 
 
 def _node(db: H5Database, path: str) -> H5Dataset | H5Datapoint:
@@ -134,12 +263,13 @@ def _node(db: H5Database, path: str) -> H5Dataset | H5Datapoint:
 @cli.command()
 @click.argument("file", type=_PATH)
 @click.argument("path")
+@_reading
 def show(file: Path, path: str) -> None:
     """Print the data (as JSON) and files of the dataset or datapoint PATH.
 
     Example: hards-h5 show campaign.h5 random/sample-000042
     """
-    with H5Database(file, "r") as db:
+    with _open(file) as db:
         node = _node(db, path)
         kind = "dataset" if isinstance(node, H5Dataset) else "datapoint"
         click.echo(f"{kind} {node.fullname()}")
@@ -161,6 +291,7 @@ def show(file: Path, path: str) -> None:
     help="Where to write it; a directory means DIR/NAME (default: ./NAME).",
 )
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+@_reading
 def get(file: Path, path: str, name: str, output: Path | None, force: bool) -> None:
     """Extract the file NAME attached to the dataset or datapoint PATH.
 
@@ -173,7 +304,7 @@ def get(file: Path, path: str, name: str, output: Path | None, force: bool) -> N
         _fail(f"{target} exists; use --force to overwrite it")
     if not target.parent.is_dir():
         _fail(f"{target}: directory {target.parent} does not exist")
-    with H5Database(file, "r") as db:
+    with _open(file) as db:
         cached = _node(db, path).get_file(name)
         shutil.copyfile(cached, target)
     click.echo(f"wrote {target} ({target.stat().st_size:,} bytes)")
@@ -189,6 +320,7 @@ def get(file: Path, path: str, name: str, output: Path | None, force: bool) -> N
     help="Only the dataset's own datapoints, not its parents' (parents=False in Python).",
 )
 @click.option("--data", "with_data", is_flag=True, help="Print each match's data too.")
+@_reading
 def find(file: Path, dataset: str, spec: str, own: bool, with_data: bool) -> None:
     """List the datapoints of DATASET whose data match FILTER (a JSON filter).
 
@@ -198,7 +330,7 @@ def find(file: Path, dataset: str, spec: str, own: bool, with_data: bool) -> Non
     Example: hards-h5 find campaign.h5 random/extended '{"x": {"$gt": 0.9}}'
     """
     query = parse_filter(spec)
-    with H5Database(file, "r") as db:
+    with _open(file) as db:
         hits = db.recursively_get_dataset(dataset).find(query, parents=not own)
         for point in hits:
             if with_data:
@@ -212,13 +344,14 @@ def find(file: Path, dataset: str, spec: str, own: bool, with_data: bool) -> Non
 @cli.command("export")
 @click.argument("file", type=_PATH)
 @click.argument("directory", type=_PATH)
+@_reading
 def export_cmd(file: Path, directory: Path) -> None:
     """Write FILE as a seed-format directory DIRECTORY (hards.filesystem opens it).
 
     Example: hards-h5 export campaign.h5 campaign-dir
     """
-    with _bar("export") as advance:
-        report = _migrate.export_seed(file, directory, progress=advance)
+    with _open(file) as db, _bar("export") as advance:
+        report = _migrate.export_seed(db, directory, progress=advance)
     click.echo(f"wrote {directory}: {_counts(report.datasets, report.datapoints, report.files)}")
 
 
@@ -288,7 +421,7 @@ def check(file: Path) -> None:
         click.echo("OK: no problems found")
         return
     for problem in report.problems:
-        click.echo(f"PROBLEM: {problem}", err=True)
+        _error(problem)
     raise click.exceptions.Exit(1)
 
 
@@ -335,7 +468,7 @@ def recover(file: Path, force: bool) -> None:
         f"original kept as {report.backup}"
     )
     for line in report.dropped:
-        click.echo(f"DROPPED: {line}", err=True)
+        click.echo(f"hards-h5: warning: not recovered: {line}", err=True)
 
 
 @cli.command("merge")
@@ -359,9 +492,126 @@ def merge_cmd(out: Path, inputs: tuple[Path, ...], timeout: float | None) -> Non
     )
 
 
+@cli.command()
+@click.argument("file", type=_PATH)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time between updates.",
+)
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after N updates.")
+def watch(file: Path, interval: float, count: int | None) -> None:
+    """Follow a running campaign: datapoints per dataset, new ones per second, total.
+
+    FILE's writer must be in SWMR live mode (it called start_swmr()). Ends on
+    Ctrl-C, after --count updates, or when the writer closes the file.
+
+    Example: hards-h5 watch campaign.h5 --interval 2
+    """
+    if not _writer_is_live(file):
+        with _open(file) as db:  # a plain writer, or a stopped one: one error line
+            counts = _datapoint_counts(db)
+        _show_counts(file, counts, counts, 0.0, "no writer: closed cleanly")
+        click.echo(f"{file}: no writer is running; nothing to follow")
+        return
+    db = H5Database(file, "r", swmr=True)
+    console = Console()
+    first = previous = _datapoint_counts(db)
+    when = start = time.monotonic()
+    info = _writer_info.read(file)
+    who = "live (SWMR) writer" + (f": {info.describe()}" if info is not None else "")
+    updates, ended = 0, ""
+    live = Live(console=console, auto_refresh=False) if console.is_terminal else None
+    try:
+        with live or contextlib.nullcontext():
+            while count is None or updates < count:
+                time.sleep(interval)
+                if not _live.live_lock_present(file):
+                    ended = "closed"
+                    break
+                try:
+                    db.refresh()
+                    counts = _datapoint_counts(db)
+                except (HARDSError, OSError, RuntimeError):
+                    if _live.live_lock_present(file):
+                        raise
+                    ended = "closed"
+                    break
+                now = time.monotonic()
+                table = _counts_table(file, counts, previous, now - when, who)
+                if live is not None:
+                    live.update(table, refresh=True)
+                else:
+                    console.print(table)
+                previous, when, updates = counts, now, updates + 1
+    except KeyboardInterrupt:
+        ended = "interrupted"
+    finally:
+        db.close()
+    if ended == "closed":
+        _writer_closed(file, first, time.monotonic() - start)
+    elif ended == "interrupted":
+        click.echo(f"{file}: stopped watching (Ctrl-C); the writer is still running")
+
+
+def _writer_closed(file: Path, first: dict[str, int], seconds: float) -> None:
+    """Say that the live writer is gone, with the final counts if the file can be read."""
+    if _live.status_flags_set(file):
+        _fail(f"{file}: the live writer stopped without closing the file")
+    with H5Database(file, "r", timeout=10.0) as db:
+        counts = _datapoint_counts(db)
+    _show_counts(file, counts, first, seconds, "the writer closed the file")
+    added = sum(counts.values()) - sum(first.values())
+    click.echo(f"{file}: the writer closed the file ({added} new datapoints while watching)")
+
+
+def _datapoint_counts(db: H5Database) -> dict[str, int]:
+    """Datapoints per dataset (its own), by path, in tree order."""
+    return {d.fullname(): len(d.datapoints) for d in iter_datasets(db)}
+
+
+def _counts_table(
+    file: Path, counts: dict[str, int], before: dict[str, int], seconds: float, caption: str
+) -> Table:
+    """Return a table of datasets: datapoints, new per second over ``seconds``, total."""
+    table = Table(
+        title=f"{file}  {time.strftime('%H:%M:%S')}", caption=caption, min_width=len(caption) + 4
+    )
+    table.add_column("dataset")
+    table.add_column("datapoints", justify="right")
+    table.add_column("new/s", justify="right")
+
+    def rate(now: int, then: int) -> str:
+        return f"{(now - then) / seconds:.1f}" if seconds > 0 else "-"
+
+    for path, n in counts.items():
+        table.add_row(path, f"{n:,}", rate(n, before.get(path, 0)))
+    total, total_before = sum(counts.values()), sum(before.values())
+    table.add_section()
+    table.add_row("total", f"{total:,}", rate(total, total_before))
+    return table
+
+
+def _show_counts(
+    file: Path, counts: dict[str, int], before: dict[str, int], seconds: float, caption: str
+) -> None:
+    Console().print(_counts_table(file, counts, before, seconds, caption))
+
+
+_ERROR = "hards-h5: error: "
+
+
+def _error(message: str) -> None:
+    """Print ``hards-h5: error: MESSAGE`` on stderr (the one prefix of every error)."""
+    click.echo(f"{_ERROR}{message}", err=True)
+
+
 def _fail(message: str) -> NoReturn:
     """Stop with ``hards-h5: error: MESSAGE`` and exit status 1."""
-    click.echo(f"hards-h5: error: {message}", err=True)
+    _error(message)
     raise click.exceptions.Exit(1)
 
 
@@ -380,11 +630,29 @@ def _counts(datasets: int, datapoints: int, files: int, *, sep: str = ", ") -> s
     return sep.join(parts)
 
 
+def _file_totals(dataset: H5Dataset) -> tuple[int, int]:
+    """Return the count and bytes of files on ``dataset`` and on its own datapoints."""
+    log = dataset._where()[0]  # noqa: SLF001 - counts without a node object per datapoint
+    return log.file_totals()
+
+
+def _size(n: int) -> str:
+    """``50.2 MB``: a byte count for people (decimal units, like ``ls -h --si``)."""
+    if n < 1000:  # noqa: PLR2004
+        return _count(n, "byte")
+    value = float(n)
+    for unit in ("kB", "MB", "GB", "TB"):
+        value /= 1000
+        if value < 1000 or unit == "TB":  # noqa: PLR2004
+            break
+    return f"{value:.1f} {unit}"
+
+
 def _summary(dataset: H5Dataset) -> str:
-    """``(1000 datapoints, 1 file)``: a dataset's own datapoints and files."""
-    files = len(dataset.files)
-    extra = f", {_count(files, 'file')}" if files else ""
-    return f"({_count(len(dataset.datapoints), 'datapoint')}{extra})"
+    """``1000 datapoints, 43 files (50.2 MB)``: a dataset's own datapoints and their files."""
+    files, size = _file_totals(dataset)
+    extra = f", {_count(files, 'file')} ({_size(size)})" if files else ""
+    return f"{_count(len(dataset.datapoints), 'datapoint')}{extra}"
 
 
 def _print_tree(db: H5Database, path: str | None, depth: int | None = None) -> None:
@@ -408,18 +676,26 @@ def _print_tree(db: H5Database, path: str | None, depth: int | None = None) -> N
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (errors are one line, no traceback)."""
+    global _verbose  # noqa: PLW0603 - reset for each run (tests call main() repeatedly)
+    _verbose = False
     try:
         status = cli.main(args=argv, prog_name="hards-h5", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        _error("aborted")
         return 1
     except click.ClickException as exc:
-        exc.show()
+        shown = io.StringIO()
+        exc.show(file=shown)  # usage and "Try ... --help" for usage errors
+        head, _, _ = shown.getvalue().rpartition("Error: ")
+        click.echo(f"{head}{_ERROR}{exc.format_message()}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except (HARDSError, OSError) as exc:
-        click.echo(f"hards-h5: error: {exc}", err=True)
+        _error(str(exc))
+        cause = exc.__cause__
+        if _verbose and cause is not None and str(cause) and str(cause) not in str(exc):
+            click.echo(f"hards-h5: detail: {type(cause).__name__}: {cause}", err=True)
         return 1
     return status if isinstance(status, int) else 0
 
