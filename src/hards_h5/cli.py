@@ -565,7 +565,9 @@ def _writer_closed(file: Path, first: dict[str, int], seconds: float) -> None:
         counts = _datapoint_counts(db)
     _show_counts(file, counts, first, seconds, "the writer closed the file")
     added = sum(counts.values()) - sum(first.values())
-    click.echo(f"{file}: the writer closed the file ({added} new datapoints while watching)")
+    click.echo(
+        f"{file}: the writer closed the file ({_count(added, 'new datapoint')} while watching)"
+    )
 
 
 def _datapoint_counts(db: H5Database) -> dict[str, int]:
