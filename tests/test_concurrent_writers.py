@@ -73,7 +73,8 @@ def test_conflict_is_a_clear_error(db_path: Path, held: str, wanted: str) -> Non
     H5Database.create_database(db_path).close()
     proc = _hold(db_path, held, 30)
     try:
-        with pytest.raises(DatabaseLockedError, match="another process") as info:
+        who = rf"is being written by a writer \(pid {proc.pid} on host " if held == "r+" else ""
+        with pytest.raises(DatabaseLockedError, match=who or "another process") as info:
             H5Database(db_path, wanted)  # type: ignore[arg-type]
         assert "errno" not in str(info.value).lower()
     finally:

@@ -125,10 +125,10 @@ def _plain_writer_error(path: Path, mode: str, exc: DatabaseLockedError) -> Data
     info = _writer_info.read(path)
     if info is None or info.live:
         return exc
-    how = "" if mode == "r" else " (no other reader or writer may have it open either)"
+    how = "mode='r', " if mode == "r" else ""
     msg = (
         f"{_writer_info.being_written(path)}; wait for it to close with "
-        f"H5Database(path, timeout=SECONDS){how}"
+        f"H5Database(path, {how}timeout=SECONDS)"
     )
     return DatabaseLockedError(msg)
 
