@@ -257,3 +257,26 @@ def test_watch_ends_cleanly_on_ctrl_c(campaign: Path, writer: subprocess.Popen[s
     assert "Traceback" not in err
     assert "stopped watching (Ctrl-C); the writer is still running" in out
     assert writer.poll() is None
+
+
+def test_a_sidecar_of_another_file_or_garbage_is_ignored(campaign: Path) -> None:
+    st = campaign.stat()
+    side = sidecar_path(campaign)
+    body = {"pid": os.getpid(), "host": socket.gethostname(), "since": 0.0, "mode": "plain"}
+    side.write_text(json.dumps({**body, "file": [st.st_dev, st.st_ino]}))
+    info = read(campaign)
+    assert info is not None
+    assert info.pid == os.getpid()
+    side.write_text(json.dumps({**body, "file": [st.st_dev, st.st_ino + 1]}))  # a replaced file
+    assert read(campaign) is None
+    side.write_text("{not json")
+    assert read(campaign) is None
+    # another host's writer cannot be checked from here: it is believed
+    side.write_text(json.dumps({**body, "pid": 1 << 30, "host": "elsewhere", "file": None}))
+    info = read(campaign)
+    assert info is not None
+    assert info.describe().startswith(f"pid {1 << 30} on host elsewhere since ")
+    # a reader never writes or removes one
+    with H5Database(campaign, "r") as db:
+        assert db.children
+    assert side.exists()
