@@ -284,7 +284,7 @@ def test_second_writer_is_refused_and_file_untouched(tmp_path: Path) -> None:
         assert holder.stdout is not None
         holder.stdout.readline()
         before = path.read_bytes()
-        with pytest.raises(HARDSError, match="another process"):
+        with pytest.raises(HARDSError, match=rf"being written by a writer \(pid {holder.pid} "):
             H5Database(path)
         with pytest.raises(HARDSError, match="already exists"):
             H5Database.create_database(path)
