@@ -280,3 +280,13 @@ def test_a_sidecar_of_another_file_or_garbage_is_ignored(campaign: Path) -> None
     with H5Database(campaign, "r") as db:
         assert db.children
     assert side.exists()
+
+
+def test_what_hdf5_said_only_with_verbose(campaign: Path, tmp_path: Path) -> None:
+    truncated = tmp_path / "t.h5"
+    truncated.write_bytes(campaign.read_bytes()[:3000])
+    plain = _one_error_line(hards("tree", str(truncated)))
+    assert plain == f"hards-h5: error: {truncated}: damaged or truncated HDF5 file, cannot open it"
+    verbose = hards("--verbose", "tree", str(truncated))
+    assert verbose.stderr.startswith(plain + ": ")  # then HDF5's own words
+    assert "truncated file" in verbose.stderr

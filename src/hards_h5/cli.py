@@ -676,6 +676,21 @@ def _print_tree(db: H5Database, path: str | None, depth: int | None = None) -> N
     walk(root, "", 0)
 
 
+def _plain_words(exc: BaseException) -> str:
+    """Return ``exc``'s message without what HDF5 said, unless --verbose asked for it.
+
+    Messages that quote the HDF5 error they come from end with ``: <that error>``.
+    """
+    message = str(exc)
+    cause = exc.__cause__
+    said = str(cause) if cause is not None else ""
+    if message.endswith(f": {said}") and said and not _verbose:
+        return message[: -len(said) - 2]
+    if _verbose and said and said not in message:
+        return f"{message} (details: {said})"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (errors are one line, no traceback)."""
     global _verbose  # noqa: PLW0603 - reset for each run (tests call main() repeatedly)
@@ -694,10 +709,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except (HARDSError, OSError) as exc:
-        _error(str(exc))
-        cause = exc.__cause__
-        if _verbose and cause is not None and str(cause) and str(cause) not in str(exc):
-            click.echo(f"hards-h5: detail: {type(cause).__name__}: {cause}", err=True)
+        _error(_plain_words(exc))
         return 1
     return status if isinstance(status, int) else 0
 
