@@ -103,7 +103,9 @@ def test_recover_command_names_the_datapoint(tmp_path: Path) -> None:
     _damage(path, DATA, -1, "row")
     done = hards("recover", str(path))
     assert done.returncode == 0, done.stderr
-    dropped = [line for line in done.stderr.splitlines() if line.startswith("DROPPED:")]
+    dropped = [
+        line for line in done.stderr.splitlines() if line.startswith("hards-h5: warning: dropped: ")
+    ]
     assert any("ds/p1" in line and "newest data" in line for line in dropped), done.stderr
     assert not any("ds/p2" in line for line in dropped)
     with H5Database(path, "r") as db:

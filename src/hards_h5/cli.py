@@ -468,7 +468,7 @@ def recover(file: Path, force: bool) -> None:
         f"original kept as {report.backup}"
     )
     for line in report.dropped:
-        click.echo(f"hards-h5: warning: not recovered: {line}", err=True)
+        click.echo(f"hards-h5: warning: dropped: {line}", err=True)
 
 
 @cli.command("merge")
