@@ -226,8 +226,8 @@ def test_info_tells_a_running_writer_from_a_dead_one(tmp_path: Path) -> None:
     done = hards("info", str(path))
     assert done.returncode == 1
     assert done.stderr == (
-        f"hards-h5: error: {path} was left open by a writer that stopped; "
-        f"run 'hards-h5 recover {path}'\n"
+        f"hards-h5: error: {path} was left open by a writer that stopped; the next open "
+        f"recovers it automatically (H5Database(path), or 'hards-h5 recover {path}')\n"
     )
     verbose = hards("--verbose", "info", str(path))
     assert "(HDF5 superblock status flags 0x1)" in verbose.stderr

@@ -15,7 +15,7 @@ import pytest
 
 import fault_harness
 from cli_runner import hards
-from hards_h5 import CorruptFileError, DatabaseLockedError, H5Database, RecoveryNeededError
+from hards_h5 import CorruptFileError, DatabaseLockedError, H5Database
 from hards_h5._recover import check, compact, recover
 from hards_h5._superblock import clear_status_flags, lookup3, status_flags
 
@@ -23,16 +23,19 @@ from hards_h5._superblock import clear_status_flags, lookup3, status_flags
 def _run(trials: int, tmp_path: Path) -> None:
     summary = fault_harness.run(trials, seed=trials, work=tmp_path)
     assert summary.failures == []
-    assert summary.opened == summary.trials == trials
+    assert summary.opened == summary.trials == trials  # every file opened directly
+    assert summary.reader_opened == summary.writer_opened == trials  # without recover
+    assert summary.light + summary.rewritten == trials
+    assert summary.no_write_permission_read + summary.no_write_permission_refused == trials
     assert summary.lost_points == summary.lost_files == 0
 
 
-def test_kill_writer_then_recover_small(tmp_path: Path) -> None:
+def test_kill_writer_then_open_directly_small(tmp_path: Path) -> None:
     _run(4, tmp_path)
 
 
 @pytest.mark.slow
-def test_kill_writer_then_recover_many(tmp_path: Path) -> None:
+def test_kill_writer_then_open_directly_many(tmp_path: Path) -> None:
     _run(int(os.environ.get("HARDS_H5_FAULT_TRIALS", "200")), tmp_path)
 
 
@@ -69,10 +72,8 @@ def _killed_writer(path: Path) -> None:
     proc.wait()
 
 
-def test_dead_writer_needs_recover_then_opens(db_path: Path) -> None:
-    _killed_writer(db_path)
-    with pytest.raises(RecoveryNeededError, match="hards-h5 recover"):
-        H5Database(db_path, "r")
+def test_dead_writer_recover_by_hand_still_works(db_path: Path) -> None:
+    _killed_writer(db_path)  # recover run before any open (which would recover itself)
     assert not check(db_path).ok
     report = recover(db_path)
     assert report.backup is not None

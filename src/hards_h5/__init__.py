@@ -15,6 +15,7 @@ from hards_h5._query import InvalidFilterError
 from hards_h5._recover import CheckReport, RewriteReport, check, compact, recover
 from hards_h5.errors import (
     AlreadyExistsError,
+    AutoRecoveryWarning,
     CacheError,
     CorruptFileError,
     DatabaseClosedError,
@@ -42,6 +43,7 @@ from hards_h5.errors import (
 
 __all__ = [
     "AlreadyExistsError",
+    "AutoRecoveryWarning",
     "CacheError",
     "CheckReport",
     "CorruptFileError",

@@ -104,7 +104,10 @@ def _open_live_aware(path: Path, mode: str, *, swmr: bool) -> h5py.File:
             raise _live_writer_error(path, mode) from exc
         if not status_flags_set(path):
             raise _closing_error(path) from exc
-        raise
+        # A dead writer's file: recover it (under its locks) and open it.
+        from hards_h5._autorecover import open_left_open  # noqa: PLC0415 - import cycle
+
+        return open_left_open(path, mode, swmr=swmr)
 
 
 def _live_writer_error(path: Path, mode: str) -> DatabaseLockedError:

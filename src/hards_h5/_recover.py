@@ -38,7 +38,7 @@ from hards_h5.errors import (
     StoreFileNotFoundError,
 )
 
-__all__ = ["CheckReport", "RewriteReport", "check", "compact", "recover"]
+__all__ = ["CheckReport", "RewriteReport", "check", "compact", "recover", "rewrite_locked"]
 
 
 @dataclass
@@ -139,7 +139,10 @@ def left_open_problem(path: Path, flags: int) -> str:
         live = live_lock_present(path) or bool(flags & 0x04)  # bit 2: SWMR writing
         watch = f" (watch it with 'hards-h5 watch {path}')" if live else ""
         return f"{_writer_info.being_written(path, live=live)}; wait for it to close{watch}"
-    return f"{path} was left open by a writer that stopped; run 'hards-h5 recover {path}'"
+    return (
+        f"{path} was left open by a writer that stopped; the next open recovers it "
+        f"automatically (H5Database(path), or 'hards-h5 recover {path}')"
+    )
 
 
 @contextlib.contextmanager
@@ -453,6 +456,15 @@ def recover(
         report = _rewrite_in_place(path, "recover", strict=False, backup=True, progress=progress)
     report.cleared_flags = cleared
     return report
+
+
+def rewrite_locked(path: Path) -> RewriteReport:
+    """Run recover's rewrite of ``path``, whose locks the caller holds (flags cleared).
+
+    For the automatic recovery of a file whose writer died (``_autorecover``).
+    """
+    _remove_stale_scratch(path)
+    return _rewrite_in_place(path, "recover", strict=False, backup=True, progress=None)
 
 
 def check(path: str | os.PathLike[str], *, progress: Progress | None = None) -> CheckReport:

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from hards_h5.errors import CorruptFileError, NotAHardsFileError
 
-__all__ = ["clear_status_flags", "lookup3", "status_flags"]
+__all__ = [
+    "clear_status_flags",
+    "cleared_flags_patch",
+    "end_of_file_address",
+    "lookup3",
+    "status_flags",
+]
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _FLAGS_AT = 11
@@ -142,13 +148,57 @@ def clear_status_flags(path: Path) -> bool:
         superblock = _read_superblock(fd, path)
         if superblock is None or superblock[0][_FLAGS_AT] == 0:
             return False
-        block, end = superblock
-        fixed = bytearray(block)
-        fixed[_FLAGS_AT] = 0
-        fixed[end : end + 4] = lookup3(bytes(fixed[:end])).to_bytes(4, "little")
         # One write of bytes 11..end+4: the flag and its checksum change together.
-        os.pwrite(fd, bytes(fixed[_FLAGS_AT:]), _FLAGS_AT)
+        os.pwrite(fd, _cleared(*superblock), _FLAGS_AT)
         os.fsync(fd)
     finally:
         os.close(fd)
     return True
+
+
+def _cleared(block: bytes, end: int) -> bytes:
+    """Return the superblock's bytes from the flags on, flags cleared, checksum redone."""
+    fixed = bytearray(block)
+    fixed[_FLAGS_AT] = 0
+    fixed[end : end + 4] = lookup3(bytes(fixed[:end])).to_bytes(4, "little")
+    return bytes(fixed[_FLAGS_AT:])
+
+
+def cleared_flags_patch(fd: int, path: Path) -> tuple[int, bytes]:
+    """Return where and what to write so that ``fd``'s superblock has its flags clear.
+
+    Writes nothing: a reader without write permission reads the file through
+    these bytes instead (see ``_autorecover``).  ``(0, b"")`` if there are no flags.
+
+    Raises
+    ------
+    NotAHardsFileError, CorruptFileError
+        As :func:`status_flags`.
+
+    """
+    superblock = _read_superblock(fd, path)
+    if superblock is None:
+        return 0, b""
+    return _FLAGS_AT, _cleared(*superblock)
+
+
+def end_of_file_address(fd: int, path: Path) -> int | None:
+    """Return the end of the space HDF5 had allocated when it last wrote the superblock.
+
+    HDF5 writes the superblock when it flushes the file, and truncates the file
+    to this address then: bytes beyond it were written after the last flush.
+    None for superblock versions 0 and 1 (which a dead writer cannot have left).
+
+    Raises
+    ------
+    NotAHardsFileError, CorruptFileError
+        As :func:`status_flags`.
+
+    """
+    superblock = _read_superblock(fd, path)
+    if superblock is None:
+        return None
+    block = superblock[0]
+    size_of_offsets = block[9]
+    at = 12 + 2 * size_of_offsets  # base address, extension address, end of file address
+    return int.from_bytes(block[at : at + size_of_offsets], "little")

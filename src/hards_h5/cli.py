@@ -446,10 +446,13 @@ def compact(file: Path) -> None:
     "--force", is_flag=True, help="Rewrite FILE even if it was closed cleanly and is undamaged."
 )
 def recover(file: Path, force: bool) -> None:
-    """Bring back FILE after its writer died; the original is kept as FILE.bak-TIME.
+    """Repair FILE after real damage; the original is kept as FILE.bak-TIME.
 
-    Clears the stale writer flag and salvages every committed dataset, datapoint,
-    data value and intact file into a clean file that replaces FILE atomically.
+    A file whose writer died needs no command: the next open recovers it.
+    This clears a stale writer flag and salvages every committed dataset,
+    datapoint, data value and intact file into a clean file that replaces FILE
+    atomically (keeping every intact record around damaged ones), for a file
+    that 'check' finds damaged or that an open could not recover itself.
     Run it only when no process is writing FILE (it refuses if one has it open).
     A file closed cleanly that passes 'check' is left alone unless --force is given.
 

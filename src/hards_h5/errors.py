@@ -12,6 +12,7 @@ from hards.api import AlreadyExistsError, DoesNotExistError, HARDSError, Invalid
 
 __all__ = [
     "AlreadyExistsError",
+    "AutoRecoveryWarning",
     "CacheError",
     "CorruptFileError",
     "DatabaseClosedError",
@@ -87,7 +88,21 @@ class FormatVersionError(CorruptFileError):
 
 
 class RecoveryNeededError(CorruptFileError):
-    """The file was left open by a writer that died; run ``hards-h5 recover PATH``."""
+    """The file needs ``hards-h5 recover PATH``, and opening it could not do that itself.
+
+    A file whose writer died is recovered by the next open; this error remains for
+    damage that needs the full rewrite when the opener may not do it (no write
+    permission, or a read-only opener of a file HDF5 cannot read).
+    """
+
+
+class AutoRecoveryWarning(UserWarning):
+    """Opening a file recovered it automatically from a writer that stopped without closing.
+
+    Issued once per recovery (the next open finds a clean file), naming the file
+    and what was done; nothing flushed was lost.  Not an error: silence it with
+    ``warnings.filterwarnings("ignore", category=AutoRecoveryWarning)``.
+    """
 
 
 class FileIntegrityError(CorruptFileError):
