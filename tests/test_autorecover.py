@@ -261,6 +261,7 @@ def test_a_killed_writers_damaged_file_is_rewritten_by_the_next_writer(db_path: 
     backups = list(db_path.parent.glob("campaign.h5.bak-*"))
     assert len(backups) == 1
     assert str(backups[0]) in message
+    assert backups[0].read_bytes() == before  # the original was read, never written
     assert check(db_path).ok
 
 

@@ -92,7 +92,7 @@ def open_left_open(path: Path, mode: str, *, swmr: bool) -> h5py.File:
                 clear_status_flags(path)
                 done = "cleared its writer marks; every record checked, nothing flushed was lost"
             else:
-                done = _full_recover(path, problem)
+                done = _full_recover(fd, path, problem)
     if done:  # once our locks are gone: HDF5 takes its own
         _warn(path, done)
     return _layout.open_file(path, mode, swmr=swmr)
@@ -266,11 +266,18 @@ def _view_file(path: Path) -> h5py.File:
     return f
 
 
-def _full_recover(path: Path, problem: str) -> str:
-    """Run the recover rewrite on ``path`` (the caller holds its locks); say what it did."""
-    clear_status_flags(path)
+def _full_recover(fd: int, path: Path, problem: str) -> str:
+    """Run the recover rewrite on ``path`` (the caller holds its locks); say what it did.
+
+    The rewrite reads the original through the flags-cleared view and never
+    writes it: killed midway, the original is as the dead writer left it and the
+    next open starts again.
+    """
+    view = _ClearedView(os.dup(fd), path)
     try:
-        report = _recover.rewrite_locked(path)
+        with _open_view(view) as source:
+            _layout.validate_root(source, path)
+            report = _recover.rewrite_locked(path, source)
     except PermissionError as exc:
         msg = (
             f"{path}: the previous writer stopped without closing the file and it needs "
@@ -278,6 +285,8 @@ def _full_recover(path: Path, problem: str) -> str:
             f"({exc.strerror or exc}); run 'hards-h5 recover {path}' as its owner"
         )
         raise RecoveryNeededError(msg) from exc
+    finally:
+        view.close()
     dropped = f"; dropped: {'; '.join(report.dropped)}" if report.dropped else ""
     return (
         f"recovered its {report.datapoints} datapoint(s) into a clean file ({problem}); "

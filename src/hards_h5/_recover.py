@@ -327,16 +327,23 @@ def _remove_stale_scratch(path: Path) -> None:
 
 
 def _rewrite_in_place(
-    path: Path, what: str, *, strict: bool, backup: bool, progress: Progress | None
+    path: Path,
+    what: str,
+    *,
+    strict: bool,
+    backup: bool,
+    progress: Progress | None,
+    source: h5py.File | None = None,
 ) -> RewriteReport:
     """Rewrite ``path``'s committed state into a scratch file and swap it in atomically.
 
     With ``backup``, the original is first hard-linked (or copied) to
-    ``<name>.bak-<time>``.  The caller holds the exclusive lock.
+    ``<name>.bak-<time>``.  The caller holds the exclusive lock.  ``source``, if
+    given, is ``path`` already open (and stays open).
     """
     tmp = _scratch(path, what)
     try:
-        with _open_unlocked(path) as src:
+        with _open_unlocked(path) if source is None else contextlib.nullcontext(source) as src:
             report = _rewrite(src, tmp, strict=strict, progress=progress)
         report.bytes_before = path.stat().st_size
         report.bytes_after = tmp.stat().st_size
@@ -458,13 +465,17 @@ def recover(
     return report
 
 
-def rewrite_locked(path: Path) -> RewriteReport:
-    """Run recover's rewrite of ``path``, whose locks the caller holds (flags cleared).
+def rewrite_locked(path: Path, source: h5py.File) -> RewriteReport:
+    """Run recover's rewrite of ``path`` from ``source``, ``path`` open; the caller holds its locks.
 
-    For the automatic recovery of a file whose writer died (``_autorecover``).
+    For the automatic recovery of a file whose writer died (``_autorecover``),
+    which reads it through a view with the writer's marks cleared: the original
+    is left as it was (killed midway, the next open starts again).
     """
     _remove_stale_scratch(path)
-    return _rewrite_in_place(path, "recover", strict=False, backup=True, progress=None)
+    return _rewrite_in_place(
+        path, "recover", strict=False, backup=True, progress=None, source=source
+    )
 
 
 def check(path: str | os.PathLike[str], *, progress: Progress | None = None) -> CheckReport:
