@@ -96,6 +96,7 @@ class Summary:
     writer_opened: int = 0  # a writer's open, no recover run before
     light: int = 0  # recovered by clearing the writer marks
     rewritten: int = 0  # recovered by the automatic recover rewrite
+    already_clean: int = 0  # nothing to recover: the killed recover had got far enough
     no_write_permission_read: int = 0  # read through the view by a reader who may not write
     no_write_permission_refused: int = 0  # ... or refused: the file needed the rewrite
     failures: list[str] = field(default_factory=list)
@@ -222,7 +223,8 @@ def _tally(
         summary.writer_opened += 1
         rewritten = "into a clean file" in str(warned)
         summary.rewritten += rewritten
-        summary.light += not rewritten
+        summary.light += bool(warned) and not rewritten
+        summary.already_clean += not warned  # a recover run before had finished
     else:
         summary.no_write_permission_read += 1
 
@@ -290,7 +292,8 @@ def main() -> int:
     print(
         f"{summary.opened}/{summary.trials} killed writers' files opened directly, no recover "
         f"run (read-only {summary.reader_opened}, writer {summary.writer_opened}: "
-        f"{summary.light} by clearing the writer marks, {summary.rewritten} rewritten; "
+        f"{summary.light} by clearing the writer marks, {summary.rewritten} rewritten, "
+        f"{summary.already_clean} already clean; "
         f"recover killed {summary.recover_killed} times); without write permission "
         f"{summary.no_write_permission_read} read, {summary.no_write_permission_refused} "
         f"refused; acknowledged datapoints lost: {summary.lost_points}, files lost: "

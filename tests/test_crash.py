@@ -25,7 +25,7 @@ def _run(trials: int, tmp_path: Path) -> None:
     assert summary.failures == []
     assert summary.opened == summary.trials == trials  # every file opened directly
     assert summary.reader_opened == summary.writer_opened == trials  # without recover
-    assert summary.light + summary.rewritten == trials
+    assert summary.light + summary.rewritten + summary.already_clean == trials
     assert summary.no_write_permission_read + summary.no_write_permission_refused == trials
     assert summary.lost_points == summary.lost_files == 0
 

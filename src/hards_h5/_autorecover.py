@@ -57,6 +57,7 @@ from hards_h5.errors import (
     DatabaseLockedError,
     HARDSError,
     RecoveryNeededError,
+    StoreFileNotFoundError,
 )
 
 if TYPE_CHECKING:
@@ -107,11 +108,15 @@ def _locked(path: Path, *, exclusive: bool) -> Iterator[tuple[int, bool]]:
     and any recovery, away while this process reads.
     """
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        writable = True
-    except PermissionError:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        writable = False
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            writable = True
+        except PermissionError:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            writable = False
+    except FileNotFoundError:  # removed since the open that found the marks
+        msg = f"{path}: no such campaign file"
+        raise StoreFileNotFoundError(msg) from None
     try:
         _lock(fd, path, exclusive=exclusive and writable, writable=writable)
         yield fd, writable
@@ -121,8 +126,9 @@ def _locked(path: Path, *, exclusive: bool) -> Iterator[tuple[int, bool]]:
 
 def _lock(fd: int, path: Path, *, exclusive: bool, writable: bool) -> None:
     busy = DatabaseLockedError(
-        f"{path}: another process opened the file while a writer's unfinished close "
-        "was being recovered; try again (or pass timeout=SECONDS)"
+        f"{path}: its previous writer stopped without closing it, and another process "
+        "holds it now (it is recovered only when none does); try again (or pass "
+        "timeout=SECONDS)"
     )
     if live_lock_on(fd):  # checked first: leave HDF5's flock alone then
         raise busy
@@ -154,8 +160,12 @@ class _ClearedView(io.RawIOBase):
     def __init__(self, fd: int, path: Path) -> None:
         super().__init__()
         self._fd = fd
+        self._path = path
         self._at, self._patch = cleared_flags_patch(fd, path)
         self._pos = 0
+
+    def __repr__(self) -> str:
+        return str(self._path)  # h5py names the file by it (messages show the path)
 
     def readable(self) -> bool:
         return True
