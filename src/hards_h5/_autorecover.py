@@ -87,7 +87,7 @@ def open_left_open(path: Path, mode: str, *, swmr: bool) -> h5py.File:
             problem = _light_repair_problem(fd, path)
             if not writable:
                 if problem is None and mode == "r":
-                    return _view_file(path)  # (a shared lock beside ours: no gap)
+                    return _view_file(os.dup(fd), path)  # (keeps our shared lock)
                 raise _cannot_recover(path, mode, problem)
             if problem is None:
                 clear_status_flags(path)
@@ -109,10 +109,10 @@ def _locked(path: Path, *, exclusive: bool) -> Iterator[tuple[int, bool]]:
     """
     try:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
             writable = True
         except PermissionError:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             writable = False
     except FileNotFoundError:  # removed since the open that found the marks
         msg = f"{path}: no such campaign file"
@@ -246,15 +246,15 @@ def _beyond(dataset: h5py.Dataset, label: str, eoa: int | None) -> str | None:
     return None
 
 
-def _view_file(path: Path) -> h5py.File:
-    """Open ``path`` read-only through a flags-cleared view, under a shared ``flock``.
+def _view_file(fd: int, path: Path) -> h5py.File:
+    """Open ``path`` read-only through a flags-cleared view on ``fd`` (a shared ``flock``'s).
 
-    The view keeps its own descriptor, and with it the lock, until the file and
-    the view are closed (the view closes when the h5py file is collected).
+    ``fd`` is a duplicate of the descriptor the checks ran on, so the view reads
+    the very file they checked and holds its lock (one lock per open file
+    description) until the file and the view are closed (the view closes when
+    the h5py file is collected).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _lock(fd, path, exclusive=False, writable=False)
         view = _ClearedView(fd, path)
     except BaseException:
         os.close(fd)
