@@ -289,3 +289,23 @@ def test_the_lock_refuses_a_file_replaced_at_its_path(tmp_path: Path) -> None:
             _lock(fd, first, exclusive=True, writable=True)
     finally:
         os.close(fd)
+
+
+def test_a_file_rewritten_by_its_open_is_shared_by_the_next_open_in_the_process(
+    db_path: Path,
+) -> None:
+    """The rewrite replaces the file (a new inode): the process's next open must find
+    the file it already has open, not open a second one beside it."""
+    with H5Database.create_database(db_path) as db:
+        db.create_dataset("ds")
+        old = db.create_dataset("old")
+        for i in range(50):
+            old.create_datapoint(f"p{i}").add_data({"i": i})
+    _damage_a_record(db_path)
+    _killed_writer(db_path)
+    with pytest.warns(AutoRecoveryWarning, match="into a clean file"):
+        first = H5Database(db_path)
+    with first:
+        first.get_dataset("ds").create_datapoint("pending")  # not flushed yet
+        with H5Database(db_path, "r") as second:
+            assert "pending" in second.get_dataset("ds").datapoints

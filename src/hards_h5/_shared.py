@@ -187,7 +187,8 @@ def attach(
             shared = _registry.get(key) if key is not None else None
             if shared is None:
                 h5 = _live.open_waiting(path, mode, swmr=swmr, timeout=timeout)
-                key = key or _identity(path) or (-1, id(h5))
+                # (after the open: recovering a dead writer's file may replace it)
+                key = _identity(path) or key or (-1, id(h5))
                 shared = SharedFile(
                     key, Path(path).absolute(), h5, mode, swmr=swmr, release=release
                 )
