@@ -34,6 +34,7 @@ import contextlib
 import errno
 import fcntl
 import io
+import json
 import os
 import sys
 import warnings
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING
 
 import h5py
 
-from hards_h5 import _layout, _recover
+from hards_h5 import _layout, _recover, _writer_info
 from hards_h5._live import claim_exclusive, live_lock_on
 from hards_h5._log import DatasetLog
 from hards_h5._superblock import (
@@ -81,9 +82,10 @@ def open_left_open(path: Path, mode: str, *, swmr: bool) -> h5py.File:
         If the file is damaged beyond what recover can read.
 
     """
-    done = ""
+    done = who = ""
     with _locked(path, exclusive=True) as (fd, writable):
         if status_flags(path):  # (else another opener recovered it just before us)
+            who = _dead_writer(path, fd, remove=writable)
             problem = _light_repair_problem(fd, path)
             if not writable:
                 if problem is None and mode == "r":
@@ -95,7 +97,7 @@ def open_left_open(path: Path, mode: str, *, swmr: bool) -> h5py.File:
             else:
                 done = _full_recover(fd, path, problem)
     if done:  # once our locks are gone: HDF5 takes its own
-        _warn(path, done)
+        _warn(path, who, done)
     return _layout.open_file(path, mode, swmr=swmr)
 
 
@@ -315,9 +317,31 @@ def _cannot_recover(path: Path, mode: str, problem: str | None) -> RecoveryNeede
     return RecoveryNeededError(msg)
 
 
-def _warn(path: Path, done: str) -> None:
+def _dead_writer(path: Path, fd: int, *, remove: bool) -> str:
+    """Return `` (pid 123 on host x)`` from the dead writer's sidecar, or ``""``.
+
+    With ``remove``, the sidecar goes too (the caller holds the file's locks, so
+    no writer of it is alive; a next writer writes its own once it has opened it).
+    """
+    side = _writer_info.sidecar_path(path)
+    try:
+        raw = json.loads(side.read_text(encoding="utf-8"))
+        who = f" (pid {int(raw['pid'])} on host {raw['host']})"
+        file_id = raw.get("file")
+    except (OSError, ValueError, TypeError, KeyError):
+        return ""
+    st = os.fstat(fd)
+    if file_id is not None and file_id != [st.st_dev, st.st_ino]:
+        return ""  # written for an earlier file of the same name
+    if remove:
+        with contextlib.suppress(OSError):
+            side.unlink()
+    return who
+
+
+def _warn(path: Path, who: str, done: str) -> None:
     warnings.warn(
-        f"{path}: the previous writer stopped without closing the file; recovered "
+        f"{path}: the previous writer{who} stopped without closing the file; recovered "
         f"automatically: {done}",
         AutoRecoveryWarning,
         stacklevel=_user_frame(),

@@ -13,10 +13,11 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 
 import click
 from hards.api import DoesNotExistError, HARDSError
@@ -29,7 +30,8 @@ from hards_h5 import __version__, _layout, _live, _merge, _migrate, _recover, _w
 from hards_h5._demo import estimate_pi, write_demo
 from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
 from hards_h5._query import parse_filter
-from hards_h5.errors import DatabaseLockedError, RecoveryNeededError
+from hards_h5._superblock import status_flags
+from hards_h5.errors import AutoRecoveryWarning, DatabaseLockedError, RecoveryNeededError
 
 __all__ = ["main"]
 
@@ -206,8 +208,9 @@ def info(file: Path) -> None:
 
     Example: hards-h5 info campaign.h5
     """
-    flags = _recover.preflight(file)
+    _recover.preflight(file)
     with _open(file) as db:
+        flags = status_flags(file)  # (after the open, which recovers a stopped writer's)
         datasets = list(iter_datasets(db))
         points = sum(len(d.datapoints) for d in datasets)
         files = sum(_file_totals(d)[0] for d in datasets)
@@ -694,12 +697,32 @@ def _plain_words(exc: BaseException) -> str:
     return message
 
 
+def _show_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Show a hards-h5 warning (a file recovered on opening) as one line on stderr."""
+    if issubclass(category, AutoRecoveryWarning):
+        click.echo(f"hards-h5: warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (errors are one line, no traceback)."""
     global _verbose  # noqa: PLW0603 - reset for each run (tests call main() repeatedly)
     _verbose = False
     try:
-        status = cli.main(args=argv, prog_name="hards-h5", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # one line, like errors
+            status = cli.main(args=argv, prog_name="hards-h5", standalone_mode=False)
     except click.exceptions.Abort:
         _error("aborted")
         return 1
