@@ -19,6 +19,7 @@ import numpy as np
 
 from hards_h5 import _codec
 from hards_h5._layout import (
+    BLOBS,
     CREATE,
     DATA,
     FILE,
@@ -253,6 +254,12 @@ class DatasetLog:
         # Refuse before HDF5 sees the bytes: an HDF5 write or flush that fails
         # with ENOSPC leaves the library unable to close the file cleanly.
         check_space(self._records.file.filename, len(heap) + rows.nbytes)
+        if any(item.blob is not None for item in pending):
+            # The bytes of the files these records point at go to the file first:
+            # HDF5 writes the metadata of different datasets in no set order, and a
+            # SWMR reader that saw a FILE record before /blobs' new extent and chunk
+            # index would find the file's bytes missing.
+            self._group.file[BLOBS].flush()
         if heap:
             self._heap.resize((heap_start + len(heap),))
             self._heap[heap_start:] = np.frombuffer(heap, dtype=np.uint8)
