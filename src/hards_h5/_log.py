@@ -228,25 +228,42 @@ class DatasetLog:
         self._pending.append(item)
         self._pending_bytes += len(item.name) + len(item.body)
         if len(self._pending) >= SPILL_ROWS or self._pending_bytes >= SPILL_BYTES:
-            try:
-                self.write_pending()
-            except (OSError, RuntimeError) as exc:
-                if not is_disk_full(exc):
-                    raise
-                cause = (
-                    str(exc)
-                    if isinstance(exc, StorageFullError)
-                    else f"{self._records.file.filename}: the disk filled up while writing"
-                )
-                msg = (
-                    f"{cause}. This change and the others since the last flush() are "
-                    "kept in memory: free disk space and call flush()"
-                )
-                raise StorageFullError(msg) from exc
+            self._spill()
 
-    def write_pending(self) -> None:
-        """Append pending records to the file: heap bytes first, then the rows."""
-        pending = self._pending
+    def _spill(self) -> None:
+        """Append pending records to the file unasked (memory stays bounded).
+
+        The newest datapoint is still being filled in: its data is folded into its
+        CREATE record while that is pending, and its files come after it.  Its
+        records stay pending (unless they are all there is), so that the file
+        never holds a datapoint without the data it was about to get; a writer
+        killed before its next ``flush()`` loses it whole.
+        """
+        last_create = max(
+            (i for i, item in enumerate(self._pending) if item.kind == CREATE), default=0
+        )
+        try:
+            self.write_pending(last_create or None)
+        except (OSError, RuntimeError) as exc:
+            if not is_disk_full(exc):
+                raise
+            cause = (
+                str(exc)
+                if isinstance(exc, StorageFullError)
+                else f"{self._records.file.filename}: the disk filled up while writing"
+            )
+            msg = (
+                f"{cause}. This change and the others since the last flush() are "
+                "kept in memory: free disk space and call flush()"
+            )
+            raise StorageFullError(msg) from exc
+
+    def write_pending(self, count: int | None = None) -> None:
+        """Append pending records to the file: heap bytes first, then the rows.
+
+        ``count`` appends only the first ``count`` pending records (default: all).
+        """
+        pending = self._pending[:count]
         if not pending:
             return
         heap_start = self._heap.shape[0]
@@ -277,8 +294,8 @@ class DatasetLog:
                 self._records.resize((start,))
             raise
         self._applied += len(rows)
-        self._pending = []
-        self._pending_bytes = 0
+        self._pending = self._pending[len(pending) :]
+        self._pending_bytes = sum(len(item.name) + len(item.body) for item in self._pending)
 
 
 def _encode(pending: list[_Pending], heap_start: int) -> tuple[np.ndarray[Any, Any], bytes]:
