@@ -133,12 +133,18 @@ def _live_files_run(tmp_path: Path, seconds: float) -> None:
         )
         for n in range(2)
     ]
-    written_out, err = writer.communicate(timeout=seconds + 300)
-    assert writer.returncode == 0, err
-    written = int(written_out)
-    assert written > 1
-    for reader in readers:
-        out, err = reader.communicate(timeout=300)
+    try:
+        written_out, err = writer.communicate(timeout=seconds + 300)
+        assert writer.returncode == 0, err
+        written = int(written_out)
+        assert written > 1
+        outputs = [reader.communicate(timeout=300) for reader in readers]
+    finally:
+        for proc in (writer, *readers):
+            if proc.poll() is None:  # (a failed run leaves none behind)
+                proc.kill()
+                proc.wait()
+    for reader, (out, err) in zip(readers, outputs, strict=True):
         assert reader.returncode == 0, err
         seen, polls, failures, persisted = (int(word) for word in out.split("\n")[0].split())
         assert (failures, persisted) == (0, 0), out
