@@ -12,6 +12,7 @@ import hashlib
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +30,16 @@ from hards_h5.errors import (
     StorageFullError,
 )
 
-__all__ = ["CHUNK", "WRITE_PIECE", "copy_blob", "open_source", "read_blob_into", "write_blob"]
+__all__ = [
+    "CHUNK",
+    "LIVE_PATIENCE",
+    "WRITE_PIECE",
+    "copy_blob",
+    "open_source",
+    "read_blob_into",
+    "read_live_blob_into",
+    "write_blob",
+]
 
 CHUNK = 8 << 20
 """Bytes moved per read/write call (8 MiB)."""
@@ -224,6 +234,60 @@ def read_blob_into(blobs: h5py.Dataset, ref: FileRef, fd: int) -> None:
     if sha256 != ref.sha256:
         msg = "attached file bytes do not match their recorded SHA-256"
         raise FileIntegrityError(msg)
+
+
+LIVE_PATIENCE = 2.0
+"""Seconds a SWMR reader keeps re-reading a file that fails its check before saying so."""
+
+
+def read_live_blob_into(
+    open_blobs: Callable[[], h5py.Dataset],
+    ref: FileRef,
+    fd: int,
+    *,
+    patience: float = LIVE_PATIENCE,
+) -> None:
+    """Write blob ``ref`` to ``fd`` like :func:`read_blob_into`, for a SWMR reader.
+
+    A live reader may be shown a file's record while its view of ``/blobs`` (its
+    extent, chunk index or cached chunks) is older than the record: the writer's
+    HDF5 flush is not atomic.  A blob that fails its check is therefore read again,
+    through a ``/blobs`` handle that ``open_blobs`` opens and refreshes anew, with
+    a growing pause, for up to ``patience`` seconds.  Each handle is closed before
+    the next is opened: HDF5 re-reads a dataset's metadata on refresh only when no
+    other handle holds it open, so neither this function nor the error it raises
+    keeps one.
+
+    Raises
+    ------
+    FileIntegrityError
+        If the bytes still do not match ``ref.sha256`` (or lie past the end of
+        ``/blobs``) after ``patience`` seconds.
+
+    """
+    deadline = time.monotonic() + patience
+    wait = 0.005
+    while True:
+        blobs = open_blobs()
+        try:
+            read_blob_into(blobs, ref, fd)
+        except FileIntegrityError as exc:
+            problem = str(exc)  # (the error's traceback holds the handle: not kept)
+        else:
+            return
+        finally:
+            del blobs
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(wait)
+        wait = min(wait * 2, 0.2)
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+    msg = (
+        f"{problem} (read again for {patience:g} s: if the live writer may still be "
+        "writing it, call refresh() and try again; otherwise run 'hards-h5 check')"
+    )
+    raise FileIntegrityError(msg)
 
 
 def copy_blob(src: h5py.Dataset, ref: FileRef, dst: h5py.Dataset) -> FileRef:

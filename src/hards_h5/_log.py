@@ -19,6 +19,7 @@ import numpy as np
 
 from hards_h5 import _codec
 from hards_h5._layout import (
+    BLOBS,
     CREATE,
     DATA,
     FILE,
@@ -236,25 +237,42 @@ class DatasetLog:
         self._pending.append(item)
         self._pending_bytes += len(item.name) + len(item.body)
         if len(self._pending) >= SPILL_ROWS or self._pending_bytes >= SPILL_BYTES:
-            try:
-                self.write_pending()
-            except (OSError, RuntimeError) as exc:
-                if not is_disk_full(exc):
-                    raise
-                cause = (
-                    str(exc)
-                    if isinstance(exc, StorageFullError)
-                    else f"{self._records.file.filename}: the disk filled up while writing"
-                )
-                msg = (
-                    f"{cause}. This change and the others since the last flush() are "
-                    "kept in memory: free disk space and call flush()"
-                )
-                raise StorageFullError(msg) from exc
+            self._spill()
 
-    def write_pending(self) -> None:
-        """Append pending records to the file: heap bytes first, then the rows."""
-        pending = self._pending
+    def _spill(self) -> None:
+        """Append pending records to the file unasked (memory stays bounded).
+
+        The newest datapoint is still being filled in: its data is folded into its
+        CREATE record while that is pending, and its files come after it.  Its
+        records stay pending (unless they are all there is), so that the file
+        never holds a datapoint without the data it was about to get; a writer
+        killed before its next ``flush()`` loses it whole.
+        """
+        last_create = max(
+            (i for i, item in enumerate(self._pending) if item.kind == CREATE), default=0
+        )
+        try:
+            self.write_pending(last_create or None)
+        except (OSError, RuntimeError) as exc:
+            if not is_disk_full(exc):
+                raise
+            cause = (
+                str(exc)
+                if isinstance(exc, StorageFullError)
+                else f"{self._records.file.filename}: the disk filled up while writing"
+            )
+            msg = (
+                f"{cause}. This change and the others since the last flush() are "
+                "kept in memory: free disk space and call flush()"
+            )
+            raise StorageFullError(msg) from exc
+
+    def write_pending(self, count: int | None = None) -> None:
+        """Append pending records to the file: heap bytes first, then the rows.
+
+        ``count`` appends only the first ``count`` pending records (default: all).
+        """
+        pending = self._pending[:count]
         if not pending:
             return
         heap_start = self._heap.shape[0]
@@ -262,6 +280,12 @@ class DatasetLog:
         # Refuse before HDF5 sees the bytes: an HDF5 write or flush that fails
         # with ENOSPC leaves the library unable to close the file cleanly.
         check_space(self._records.file.filename, len(heap) + rows.nbytes)
+        if any(item.blob is not None for item in pending):
+            # The bytes of the files these records point at go to the file first:
+            # HDF5 writes the metadata of different datasets in no set order, and a
+            # SWMR reader that saw a FILE record before /blobs' new extent and chunk
+            # index would find the file's bytes missing.
+            self._group.file[BLOBS].flush()
         if heap:
             self._heap.resize((heap_start + len(heap),))
             self._heap[heap_start:] = np.frombuffer(heap, dtype=np.uint8)
@@ -279,8 +303,8 @@ class DatasetLog:
                 self._records.resize((start,))
             raise
         self._applied += len(rows)
-        self._pending = []
-        self._pending_bytes = 0
+        self._pending = self._pending[len(pending) :]
+        self._pending_bytes = sum(len(item.name) + len(item.body) for item in self._pending)
 
 
 def _encode(pending: list[_Pending], heap_start: int) -> tuple[np.ndarray[Any, Any], bytes]:

@@ -318,7 +318,8 @@ class _DataAndFiles:
         NodeNotFoundError
             If no such file is attached.
         FileIntegrityError
-            If the stored bytes do not match their SHA-256.
+            If the stored bytes do not match their SHA-256 (a SWMR reader reads
+            them again for up to 2 s first: a live writer may still be writing).
 
         """
         log, node = self._where()
@@ -329,7 +330,10 @@ class _DataAndFiles:
         db = self._db
 
         def extract(fd: int) -> None:
-            _blobs.read_blob_into(db._blobs(), ref, fd)
+            if db._swmr_reader:
+                _blobs.read_live_blob_into(db._blobs, ref, fd)
+            else:
+                _blobs.read_blob_into(db._blobs(), ref, fd)
 
         return self._db._cache.get(ref.sha256, ref.size, name, extract)
 
