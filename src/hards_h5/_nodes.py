@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 import h5py
 from hards.api import AbstractDatabase, AbstractDatapoint, AbstractDataset
 
-from hards_h5 import _blobs, _codec, _frame, _layout, _live, _query
+from hards_h5 import _blobs, _codec, _frame, _layout, _live, _query, _scratch
 from hards_h5._cache import ExtractionCache, default_cache_root
 from hards_h5._log import DatasetLog
 from hards_h5._names import check_name, is_valid_name
@@ -722,6 +722,8 @@ class H5Database(_Children, AbstractDatabase):
             if claim is not None:
                 claim.release()
             raise
+        if claim is not None:  # a writer cleans up after killed maintenance runs
+            _scratch.remove_stale(self._path)
         # Code written for the seed never calls close(): pending records are written
         # and the file closed when the database is collected or the interpreter
         # exits (weakref.finalize, not __del__); close() runs the same finalizer.
