@@ -252,3 +252,18 @@ def test_a_running_runs_scratch_file_is_left_alone(tmp_path: Path, running: str)
     H5Database(path).close()
     assert _scratch_files(path) == []
     assert _points(path) == {f"p{i}": {"i": i} for i in range(20)}
+
+
+def test_a_writer_through_a_symlink_cleans_up_after_its_targets_killed_compact(
+    tmp_path: Path,
+) -> None:
+    real, link = tmp_path / "real.h5", tmp_path / "link.h5"
+    _campaign(real)
+    link.symlink_to(real.name)
+    _kill(_stopped("compact", link, real))
+    left = _scratch_files(real)
+    assert len(left) == 1, left
+    assert left[0].startswith(".real.h5.compact-")
+    H5Database(link).close()
+    assert _scratch_files(real) == []
+    assert _points(link) == {f"p{i}": {"i": i} for i in range(20)}

@@ -48,12 +48,10 @@ def remove_stale(target: Path, *, legacy: bool = False) -> list[Path]:
     files earlier releases named without their owner go too.
     Errors are ignored: cleaning never stops the run that does it.
     """
-    removed: list[Path] = []
-    names = {target}
+    removed = _remove_stale_of(target, legacy=legacy)
     with contextlib.suppress(OSError):
-        names.add(Path(os.path.realpath(target)))
-    for name in names:
-        removed += _remove_stale_of(name, legacy=legacy)
+        if target.is_symlink():
+            removed += _remove_stale_of(target.resolve(), legacy=legacy)
     return removed
 
 
