@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,7 @@ import fcntl, random, sys, time, traceback
 from pathlib import Path
 from hards_h5 import DatabaseLockedError
 from hards_h5._recover import compact, recover
-path, stop, verb = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+path, stop, verb, pause = sys.argv[1], Path(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 
 def preempted(event, args):
     # A loaded machine may stop a process between opening the file and probing
@@ -49,7 +51,7 @@ while not stop.exists():
         traceback.print_exc()
     else:
         done += 1
-    time.sleep(random.uniform(0, 0.02))  # (a tight loop would starve the writers)
+    time.sleep(random.uniform(0, pause))  # (a tight loop would starve the writers)
 print(done, busy, crashed, flush=True)
 """
 
@@ -68,14 +70,30 @@ while time.monotonic() < end:
 """
 
 
-def _stress(tmp_path: Path, verb: str, seconds: float) -> None:
+# Writers run under strace, which holds every flock call back for 10 ms: HDF5 then
+# locks the file it opened 10 ms later, as on a loaded machine, so that a writer
+# that opened the file just before a compact replaced it would lock the old one.
+SLOW_LOCKS = ["strace", "-f", "-qq", "--seccomp-bpf", "-o", os.devnull, "-e", "trace=flock"]
+SLOW_LOCKS += ["-e", "inject=flock:delay_enter=30000"]
+
+
+def _can_slow_locks() -> bool:
+    if shutil.which("strace") is None:
+        return False
+    done = subprocess.run([*SLOW_LOCKS, "true"], capture_output=True, check=False, timeout=60)
+    return done.returncode == 0
+
+
+def _stress(
+    tmp_path: Path, verb: str, seconds: float, *, slow_locks: bool = False, pause: float = 0.02
+) -> None:
     path = tmp_path / "c.h5"
     stop = tmp_path / "stop"
     with H5Database.create_database(path) as db:
         db.create_dataset("runs")
     compactors = [
         subprocess.Popen(
-            [sys.executable, "-c", COMPACTOR, str(path), str(stop), verb],
+            [sys.executable, "-c", COMPACTOR, str(path), str(stop), verb, str(pause)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -84,7 +102,10 @@ def _stress(tmp_path: Path, verb: str, seconds: float) -> None:
     ]
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), str(w), str(seconds)],
+            [
+                *(SLOW_LOCKS if slow_locks else []),
+                *[sys.executable, "-c", WRITER, str(path), str(w), str(seconds)],
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -112,6 +133,7 @@ def _stress(tmp_path: Path, verb: str, seconds: float) -> None:
         f"{len(lost)} of {len(acked)} acknowledged datapoints lost; {verb} runs "
         f"(done, refused as busy, crashed) per process: {counts}"
     )
+    print(summary)
     assert not lost, summary + "\n" + "".join(errors)[-3000:]
     assert crashed == 0, summary + "\n" + "".join(errors)[-3000:]
     assert all(c[0] > 0 for c in counts), summary  # the runs really overlapped the writers
@@ -125,6 +147,11 @@ def _stress(tmp_path: Path, verb: str, seconds: float) -> None:
 
 def test_two_compacts_and_two_writers_lose_nothing(tmp_path: Path) -> None:
     _stress(tmp_path, "compact", 20.0)
+
+
+@pytest.mark.skipif(not _can_slow_locks(), reason="needs strace (with ptrace allowed)")
+def test_writers_slow_to_lock_never_write_to_a_replaced_file(tmp_path: Path) -> None:
+    _stress(tmp_path, "compact", 20.0, slow_locks=True, pause=0.3)
 
 
 @pytest.mark.slow
@@ -267,3 +294,42 @@ def test_a_writer_through_a_symlink_cleans_up_after_its_targets_killed_compact(
     H5Database(link).close()
     assert _scratch_files(real) == []
     assert _points(link) == {f"p{i}": {"i": i} for i in range(20)}
+
+
+OPEN_SLOWLY = """
+import sys
+from hards_h5 import H5Database
+print("OPENING", flush=True)
+with H5Database(sys.argv[1], timeout=60) as db:
+    db.get_dataset("runs").create_datapoint("late").add_data({"late": True})
+print("CLOSED", flush=True)
+"""
+
+
+@pytest.mark.skipif(not _can_slow_locks(), reason="needs strace (with ptrace allowed)")
+def test_a_file_grown_between_hdf5s_open_and_its_lock_is_not_called_truncated(
+    tmp_path: Path,
+) -> None:
+    path, big = tmp_path / "c.h5", tmp_path / "big.bin"
+    _campaign(path)
+    big.write_bytes(os.urandom(4 << 20))
+    slow = [*SLOW_LOCKS[:-1], "inject=flock:delay_enter=3000000"]  # 3 s
+    proc = subprocess.Popen(
+        [*slow, sys.executable, "-c", OPEN_SLOWLY, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "OPENING"
+    time.sleep(0.5)  # HDF5 in the child has read the file's size, and waits to lock
+    with H5Database(path) as db:  # meanwhile the file grows by 4 MiB
+        db.get_dataset("runs").get_datapoint("p0").add_file(big, name="big.bin")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert out.strip() == "CLOSED"
+    with H5Database(path, "r") as db:
+        assert db.get_dataset("runs").get_datapoint("late").data == {"late": True}
+        assert db.get_dataset("runs").get_datapoint("p0").get_file("big.bin").read_bytes() == (
+            big.read_bytes()
+        )

@@ -34,7 +34,12 @@ import h5py
 
 from hards_h5 import _layout
 from hards_h5._superblock import status_flags
-from hards_h5.errors import DatabaseLockedError, HARDSError, RecoveryNeededError
+from hards_h5.errors import (
+    CorruptFileError,
+    DatabaseLockedError,
+    HARDSError,
+    RecoveryNeededError,
+)
 
 __all__ = [
     "LiveLock",
@@ -79,6 +84,7 @@ def open_waiting(path: Path, mode: str, *, swmr: bool, timeout: float | None) ->
 
 
 _REPLACED_TRIES = 20  # times the file may be replaced under an open before it gives up
+_STALE_SIZE_TRIES = 3  # opens that may find the file "truncated" before that is believed
 
 
 def _open_current(path: Path, mode: str, *, swmr: bool) -> h5py.File:
@@ -88,8 +94,16 @@ def _open_current(path: Path, mode: str, *, swmr: bool) -> h5py.File:
     leaves the opener holding the old, unlinked file, whose changes nobody would
     ever see: that one is closed and the new one opened instead.
     """
-    for _ in range(_REPLACED_TRIES):
-        h5 = _open_live_aware(path, mode, swmr=swmr)
+    for attempt in range(_REPLACED_TRIES):
+        try:
+            h5 = _open_live_aware(path, mode, swmr=swmr)
+        except CorruptFileError as exc:
+            # HDF5 reads the file's size before it takes its lock: a writer that
+            # grew the file in between makes it look truncated.  Real truncation
+            # stays; a size read too early does not.
+            if "truncated file" not in str(exc) or attempt >= _STALE_SIZE_TRIES:
+                raise
+            continue
         if _layout.same_file(h5.id.get_vfd_handle(), path):
             return h5
         h5.close()
