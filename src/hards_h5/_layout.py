@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 import zlib
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from typing import Any, Final
 import h5py
 import numpy as np
 
+from hards_h5 import _scratch
 from hards_h5.errors import (
     CorruptFileError,
     DatabaseExistsError,
@@ -69,11 +69,13 @@ __all__ = [
     "is_disk_full",
     "log_rows",
     "new_dataset_group",
+    "new_file",
     "open_file",
     "read_bytes",
     "read_rows",
     "record_crc",
     "record_sha256",
+    "same_file",
     "total_log_rows",
     "walk_datasets",
 ]
@@ -238,6 +240,7 @@ def create_file(path: Path) -> None:
         If ``path`` exists (file, directory or anything else).
 
     """
+    _scratch.remove_stale(path)  # left by killed runs (ours, merge's, compact's...)
     if path.is_dir():
         msg = (
             f"{path}: is a directory, not a campaign file; create_database makes a new "
@@ -252,14 +255,9 @@ def create_file(path: Path) -> None:
     if not directory.is_dir():
         msg = f"{path}: parent directory {directory} does not exist"
         raise StoreFileNotFoundError(msg)
-    # Not mkstemp: its 0o600 would ignore the umask, and a campaign file is shared
-    # like any other file (0o666 less the umask, as h5py or cp would make it).
-    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.creating"
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+    tmp = _scratch.scratch_path(path, "create")
     try:
-        with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:
-            _init_root(f)
-        fsync_file(tmp)
+        new_file(tmp)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -274,6 +272,16 @@ def create_file(path: Path) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def new_file(path: Path) -> None:
+    """Build an empty campaign file at the new path ``path`` (a scratch name), fsynced."""
+    # Not mkstemp: its 0o600 would ignore the umask, and a campaign file is shared
+    # like any other file (0o666 less the umask, as h5py or cp would make it).
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+    with h5py.File(path, "w", libver=LIBVER, track_order=True) as f:
+        _init_root(f)
+    fsync_file(path)
 
 
 def _init_root(f: h5py.File) -> None:
@@ -476,6 +484,16 @@ def fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the file at ``path`` now (not one replaced since)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    own = os.fstat(fd)
+    return (own.st_dev, own.st_ino) == (st.st_dev, st.st_ino)
 
 
 def fsync_dir(directory: Path) -> None:

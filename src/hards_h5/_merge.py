@@ -9,7 +9,6 @@ reported together: a merge either happens completely or not at all.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import h5py
 
-from hards_h5 import _blobs, _codec, _layout
+from hards_h5 import _blobs, _codec, _layout, _scratch
 from hards_h5._log import DatasetLog, FileRef
 from hards_h5._nodes import H5Database, H5Dataset, iter_datasets
 from hards_h5._progress import Progress, Tally
@@ -165,9 +164,10 @@ def merge(
     # A new output is built under a scratch name and linked into place when done:
     # it appears complete or not at all, and a failure never removes a file that
     # another process created meanwhile.
-    scratch = out.with_name(f".{out.name}.merge-{secrets.token_hex(4)}")
-    _layout.create_file(scratch)
+    _scratch.remove_stale(out)
+    scratch = _scratch.scratch_path(out, "merge")
     try:
+        _layout.new_file(scratch)
         _merge_into(scratch, sources, report, timeout=None, progress=progress)
         try:
             os.link(scratch, out)

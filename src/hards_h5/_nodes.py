@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 import h5py
 from hards.api import AbstractDatabase, AbstractDatapoint, AbstractDataset
 
-from hards_h5 import _blobs, _codec, _frame, _layout, _live, _query, _shared, _writer_info
+from hards_h5 import (
+    _blobs,
+    _codec,
+    _frame,
+    _layout,
+    _live,
+    _query,
+    _scratch,
+    _shared,
+    _writer_info,
+)
 from hards_h5._cache import ExtractionCache, default_cache_root
 from hards_h5._log import DatasetLog
 from hards_h5._names import check_file_name, check_name, is_valid_name
@@ -765,6 +775,7 @@ class H5Database(_Children, AbstractDatabase):
         self._closed = False
         if self._mode != "r":  # say who writes the file, for other processes' messages
             _writer_info.announce(self._shared.path)
+            _scratch.remove_stale(self._path)  # clean up after killed maintenance runs
         # Code written for the seed never calls close(): pending records are written
         # and the file closed when the last handle on it is collected or the
         # interpreter exits (weakref.finalize, not __del__); close() runs the same

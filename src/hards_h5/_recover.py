@@ -12,7 +12,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
 import shutil
 import stat
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import h5py
 
-from hards_h5 import _blobs, _codec, _layout, _seal, _writer_info
+from hards_h5 import _blobs, _codec, _layout, _scratch, _seal, _writer_info
 from hards_h5._live import claim_exclusive, in_use, live_lock_on, live_lock_present
 from hards_h5._log import DatasetLog, FileRef
 from hards_h5._progress import Progress, Tally
@@ -145,9 +144,36 @@ def left_open_problem(path: Path, flags: int) -> str:
     )
 
 
+_REPLACED_TRIES = 20  # times the file may be replaced under a run before it gives up
+
+
 @contextlib.contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on ``path`` (HDF5's own lock), or raise if in use."""
+    """Hold an exclusive flock on ``path`` (HDF5's own lock), or raise if in use.
+
+    The lock is on the file that is at ``path`` while it is held: a file that
+    another compact or recover replaced between our open and our lock (ours would
+    then be the old, unlinked one) is let go and the new one locked instead.
+    """
+    for _ in range(_REPLACED_TRIES):
+        fd = _lock_exclusive(path)
+        if _layout.same_file(fd, path):
+            break
+        os.close(fd)
+    else:
+        msg = (
+            f"{path}: the file was replaced {_REPLACED_TRIES} times while this run tried "
+            "to lock it (other compact or recover runs?); try again later"
+        )
+        raise DatabaseLockedError(msg)
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_exclusive(path: Path) -> int:
+    """Open the file at ``path`` and lock it exclusively; return the descriptor."""
     try:
         # (an OFD write lock needs a writable descriptor; O_NONBLOCK: a FIFO does not wait)
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -158,6 +184,7 @@ def _exclusive(path: Path) -> Iterator[None]:
     except PermissionError:  # a read-only file: rewriting needs the directory only
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         writable = False
+    locked = False
     try:
         busy = (
             f"{path}: another process has the file open; close it (or wait for "
@@ -175,9 +202,11 @@ def _exclusive(path: Path) -> Iterator[None]:
         live = not claim_exclusive(fd) if writable else live_lock_on(fd)
         if live:
             raise DatabaseLockedError(busy)
-        yield
+        locked = True
     finally:
-        os.close(fd)  # releases the lock
+        if not locked:
+            os.close(fd)
+    return fd
 
 
 def _open_unlocked(path: Path) -> h5py.File:
@@ -277,7 +306,7 @@ def _rewrite(
 ) -> RewriteReport:
     """Write the committed state of ``src`` into a new, compact campaign file."""
     report = RewriteReport()
-    _layout.create_file(dst_path)
+    _layout.new_file(dst_path)
     with h5py.File(
         dst_path,
         "r+",
@@ -314,18 +343,6 @@ def _target(path: str | os.PathLike[str]) -> Path:
     return target.resolve() if target.is_symlink() else target
 
 
-def _scratch(path: Path, what: str) -> Path:
-    return path.with_name(f".{path.name}.{what}-{secrets.token_hex(4)}")
-
-
-def _remove_stale_scratch(path: Path) -> None:
-    """Remove scratch files of a compact or recover that was killed (caller holds the lock)."""
-    for what in ("compact", "recover"):
-        for stale in path.parent.glob(f".{path.name}.{what}-*"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
-
-
 def _rewrite_in_place(
     path: Path,
     what: str,
@@ -341,7 +358,7 @@ def _rewrite_in_place(
     ``<name>.bak-<time>``.  The caller holds the exclusive lock.  ``source``, if
     given, is ``path`` already open (and stays open).
     """
-    tmp = _scratch(path, what)
+    tmp = _scratch.scratch_path(path, what)
     try:
         with _open_unlocked(path) if source is None else contextlib.nullcontext(source) as src:
             report = _rewrite(src, tmp, strict=strict, progress=progress)
@@ -398,7 +415,7 @@ def compact(path: str | os.PathLike[str], *, progress: Progress | None = None) -
     path = _target(path)
     preflight(path)
     with _exclusive(path):
-        _remove_stale_scratch(path)  # only under the lock: not a running one's
+        _scratch.remove_stale(path, legacy=True)  # (legacy: only under the lock)
         if status_flags(path):
             msg = f"{path}: left open by a writer that died; run 'hards-h5 recover {path}' first"
             raise RecoveryNeededError(msg)
@@ -444,7 +461,7 @@ def recover(
     path = _target(path)
     preflight(path)
     with _exclusive(path):
-        _remove_stale_scratch(path)  # only under the lock: not a running one's
+        _scratch.remove_stale(path, legacy=True)  # (legacy: only under the lock)
         if not force and not status_flags(path):
             healthy = CheckReport(path)  # closed cleanly: anything to salvage?
             with _open_unlocked(path) as f:
@@ -472,7 +489,7 @@ def rewrite_locked(path: Path, source: h5py.File) -> RewriteReport:
     which reads it through a view with the writer's marks cleared: the original
     is left as it was (killed midway, the next open starts again).
     """
-    _remove_stale_scratch(path)
+    _scratch.remove_stale(path, legacy=True)  # (legacy: only under the lock)
     return _rewrite_in_place(
         path, "recover", strict=False, backup=True, progress=None, source=source
     )
