@@ -101,7 +101,9 @@ def _open_current(path: Path, mode: str, *, swmr: bool) -> h5py.File:
             if "truncated file" not in str(exc) or attempt >= _STALE_SIZE_TRIES:
                 raise
             continue
-        if _layout.same_file(h5.id.get_vfd_handle(), path):
+        # (A dead writer's file read through its flags-cleared view (driver
+        # "fileobj") was opened on the descriptor _autorecover locked and checked.)
+        if h5.driver == "fileobj" or _layout.same_file(h5.id.get_vfd_handle(), path):
             return h5
         h5.close()
     msg = (
