@@ -292,10 +292,13 @@ print(json.dumps({
 """
 
 
-def _child(code: str, *args: object) -> dict[str, Any]:
+def _child(code: str, *args: object, pythonpath: Path | None = None) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter (``pythonpath`` first on its path); its JSON line."""
     script = (_PRELUDE + code).replace("PARENT", str(PARENT_POINTS))
     script = script.replace("BENCHDIR", repr(str(HERE)))
     env = {**os.environ, "PYTHONHASHSEED": "0"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath.resolve())
     done = subprocess.run(
         [sys.executable, "-c", script, *map(str, args)],
         capture_output=True,
