@@ -18,9 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hards_h5 import H5Database, _blobs, _layout, check, compact
-from hards_h5._log import FileRef
+from hards_h5 import H5Database, check, compact
 from hards_h5.errors import CorruptFileError, FileIntegrityError
+from hards_h5.store import blobs as _blobs
+from hards_h5.store import layout as _layout
+from hards_h5.store.log import FileRef
 
 MIB = 1 << 20
 

@@ -27,8 +27,8 @@ from hards_h5 import (
     SourceFileError,
     StorageFullError,
 )
-from hards_h5._cache import ExtractionCache
-from hards_h5._recover import recover
+from hards_h5.store.cache import ExtractionCache
+from hards_h5.store.rewrite import recover
 
 SETTINGS = settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -356,11 +356,11 @@ def test_disk_full_is_a_clear_error_and_flushed_data_survives(
 FILL_DATA = """
 import sys
 from pathlib import Path
-import hards_h5._log
+import hards_h5.store.log
 from hards_h5 import H5Database, StorageFullError
 path, checked = Path(sys.argv[1]), sys.argv[2] == "checked"
 if not checked:  # let ENOSPC reach HDF5 itself, as when another process fills the disk
-    hards_h5._log.check_space = lambda *args, **kwargs: None
+    hards_h5.store.log.check_space = lambda *args, **kwargs: None
 ballast = path.with_name("ballast")
 ballast.write_bytes(bytes(6 << 20))
 db = H5Database.create_database(path)
@@ -438,7 +438,7 @@ def test_disk_full_while_spilling_keeps_the_change_for_the_next_flush(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A full disk met by an automatic spill (not a flush) loses nothing unflushed."""
-    import hards_h5._log as log_module
+    import hards_h5.store.log as log_module
 
     full = {"on": False}
     real_check = log_module.check_space
@@ -476,9 +476,9 @@ def test_disk_full_while_spilling_keeps_the_change_for_the_next_flush(
 FILL_BLOB = """
 import os, sys
 from pathlib import Path
-import hards_h5._layout
+import hards_h5.store.layout
 from hards_h5 import H5Database, StorageFullError
-hards_h5._layout.check_space = lambda *args, **kwargs: None  # let HDF5 meet ENOSPC itself
+hards_h5.store.layout.check_space = lambda *args, **kwargs: None  # let HDF5 meet ENOSPC itself
 path, big, small = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 ballast = path.with_name("ballast")
 ballast.write_bytes(bytes(6 << 20))
@@ -525,7 +525,7 @@ def test_disk_filling_inside_hdf5_during_add_file(small_disk: Path, tmp_path: Pa
 
 
 def test_temporaries_of_killed_extractions_are_cleaned_up(tmp_path: Path) -> None:
-    from hards_h5._cache import _HOST
+    from hards_h5.store.cache import _HOST
 
     db, _, _ = _planted_cache(tmp_path)
     point = db.get_dataset("ds").get_datapoint("p")

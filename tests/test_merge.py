@@ -11,7 +11,7 @@ import pytest
 
 from cli_runner import hards
 from hards_h5 import FileIntegrityError, H5Database, MergeConflictError, MergeSourceError, merge
-from hards_h5._nodes import iter_datasets
+from hards_h5.api.nodes import iter_datasets
 
 
 def _shard(path: Path, worker: int, src: Path) -> None:

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from hards_h5._merge import MergeReport, merge
-from hards_h5._migrate import MigrationReport, export_seed, import_seed
-from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset
-from hards_h5._query import InvalidFilterError
-from hards_h5._recover import CheckReport, RewriteReport, check, compact, recover
+from hards_h5.api.nodes import H5Database, H5Datapoint, H5Dataset
+from hards_h5.api.query import InvalidFilterError
 from hards_h5.errors import (
     AlreadyExistsError,
     AutoRecoveryWarning,
@@ -40,6 +37,9 @@ from hards_h5.errors import (
     StorageFullError,
     StoreFileNotFoundError,
 )
+from hards_h5.store.rewrite import CheckReport, RewriteReport, check, compact, recover
+from hards_h5.tools.merge import MergeReport, merge
+from hards_h5.tools.migrate import MigrationReport, export_seed, import_seed
 
 __all__ = [
     "AlreadyExistsError",

@@ -26,12 +26,18 @@ from rich.live import Live
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from hards_h5 import __version__, _layout, _live, _merge, _migrate, _recover, _writer_info
-from hards_h5._demo import estimate_pi, write_demo
-from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
-from hards_h5._query import parse_filter
-from hards_h5._superblock import status_flags
+from hards_h5 import __version__
+from hards_h5.api.nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
+from hards_h5.api.query import parse_filter
 from hards_h5.errors import AutoRecoveryWarning, DatabaseLockedError, RecoveryNeededError
+from hards_h5.store import layout as _layout
+from hards_h5.store import live as _live
+from hards_h5.store import rewrite as _recover
+from hards_h5.store import writer_info as _writer_info
+from hards_h5.store.superblock import status_flags
+from hards_h5.tools import merge as _merge
+from hards_h5.tools import migrate as _migrate
+from hards_h5.tools.demo import estimate_pi, write_demo
 
 __all__ = ["main"]
 

@@ -21,14 +21,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from hards_h5 import _layout
-from hards_h5._log import FileRef
 from hards_h5.errors import (
     CorruptFileError,
     FileIntegrityError,
     SourceFileError,
     StorageFullError,
 )
+from hards_h5.store import layout as _layout
+from hards_h5.store.log import FileRef
 
 __all__ = [
     "CHUNK",

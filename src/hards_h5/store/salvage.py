@@ -1,6 +1,6 @@
 """Salvage a damaged record log: every record that passes its CRC, not just a prefix.
 
-Replay (:class:`~hards_h5._log.DatasetLog`) stops at the first record that fails its
+Replay (:class:`~hards_h5.store.log.DatasetLog`) stops at the first record that fails its
 CRC: after a crash that is the torn tail, and nothing after it was committed.
 Damage in the *middle* of a log (a flipped bit on disk) would make that prefix rule
 drop every record behind the damaged one.  ``hards-h5 recover`` therefore reads a
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import h5py
 
-from hards_h5 import _codec
-from hards_h5._layout import (
+from hards_h5.store import codec as _codec
+from hards_h5.store.layout import (
     CREATE,
     DATA,
     FILE,
@@ -38,7 +38,7 @@ from hards_h5._layout import (
     record_crc,
     record_sha256,
 )
-from hards_h5._log import FileRef
+from hards_h5.store.log import FileRef
 
 __all__ = ["SalvagedLog", "salvage_log"]
 

@@ -24,9 +24,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from hards_h5 import _codec
-from hards_h5._layout import CREATE, DATA, FILE, RECORD_DTYPE, record_sha256
 from hards_h5.errors import CorruptFileError
+from hards_h5.store import codec as _codec
+from hards_h5.store.layout import CREATE, DATA, FILE, RECORD_DTYPE, record_sha256
 
 __all__ = ["FileRef", "State", "apply_all", "apply_each", "apply_sealed", "heap_span"]
 

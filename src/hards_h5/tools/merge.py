@@ -17,10 +17,7 @@ from typing import Any
 
 import h5py
 
-from hards_h5 import _blobs, _codec, _layout
-from hards_h5._log import DatasetLog, FileRef
-from hards_h5._nodes import H5Database, H5Dataset, iter_datasets
-from hards_h5._progress import Progress, Tally
+from hards_h5.api.nodes import H5Database, H5Dataset, iter_datasets
 from hards_h5.errors import (
     DatabaseExistsError,
     DoesNotExistError,
@@ -28,6 +25,11 @@ from hards_h5.errors import (
     MergeConflictError,
     MergeSourceError,
 )
+from hards_h5.store import blobs as _blobs
+from hards_h5.store import codec as _codec
+from hards_h5.store import layout as _layout
+from hards_h5.store.log import DatasetLog, FileRef
+from hards_h5.store.progress import Progress, Tally
 
 __all__ = ["MergeConflictError", "MergeReport", "merge"]
 

@@ -44,21 +44,23 @@ from typing import TYPE_CHECKING
 
 import h5py
 
-from hards_h5 import _layout, _recover, _writer_info
-from hards_h5._live import claim_exclusive, live_lock_on
-from hards_h5._log import DatasetLog
-from hards_h5._superblock import (
-    clear_status_flags,
-    cleared_flags_patch,
-    end_of_file_address,
-    status_flags,
-)
 from hards_h5.errors import (
     AutoRecoveryWarning,
     DatabaseLockedError,
     HARDSError,
     RecoveryNeededError,
     StoreFileNotFoundError,
+)
+from hards_h5.store import layout as _layout
+from hards_h5.store import rewrite as _recover
+from hards_h5.store import writer_info as _writer_info
+from hards_h5.store.live import claim_exclusive, live_lock_on
+from hards_h5.store.log import DatasetLog
+from hards_h5.store.superblock import (
+    clear_status_flags,
+    cleared_flags_patch,
+    end_of_file_address,
+    status_flags,
 )
 
 if TYPE_CHECKING:

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 import h5py
 from hards.api import AbstractDatabase, AbstractDatapoint, AbstractDataset
 
-from hards_h5 import _blobs, _codec, _frame, _layout, _live, _query, _shared, _writer_info
-from hards_h5._cache import ExtractionCache, default_cache_root
-from hards_h5._log import DatasetLog
-from hards_h5._names import check_file_name, check_name, is_valid_name
+from hards_h5.api import frame as _frame
+from hards_h5.api import query as _query
+from hards_h5.api.names import check_file_name, check_name, is_valid_name
 from hards_h5.errors import (
     AlreadyExistsError,
     CorruptFileError,
@@ -32,6 +31,14 @@ from hards_h5.errors import (
     SourceFileError,
     StorageFullError,
 )
+from hards_h5.store import blobs as _blobs
+from hards_h5.store import codec as _codec
+from hards_h5.store import layout as _layout
+from hards_h5.store import live as _live
+from hards_h5.store import store as _shared
+from hards_h5.store import writer_info as _writer_info
+from hards_h5.store.cache import ExtractionCache, default_cache_root
+from hards_h5.store.log import DatasetLog
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -393,12 +400,15 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         self._parent = parent
 
     def __repr__(self) -> str:
+        """Return a short description naming the node and its file."""
         return f"<H5Dataset {'/'.join(self._names)!r} in {self._db.path}>"
 
     def __eq__(self, other: object) -> bool:
+        """Return whether ``other`` is the same node of the same open database."""
         return isinstance(other, H5Dataset) and (other._db, other._names) == (self._db, self._names)
 
     def __hash__(self) -> int:
+        """Hash consistently with ``__eq__``."""
         return hash((id(self._db), self._names))
 
     @property
@@ -647,9 +657,11 @@ class H5Datapoint(_DataAndFiles, AbstractDatapoint):
         self._name = name
 
     def __repr__(self) -> str:
+        """Return a short description naming the node and its file."""
         return f"<H5Datapoint {self.fullname()!r} in {self._db.path}>"
 
     def __eq__(self, other: object) -> bool:
+        """Return whether ``other`` is the same node of the same open database."""
         return (
             isinstance(other, H5Datapoint)
             and other._dataset == self._dataset
@@ -657,6 +669,7 @@ class H5Datapoint(_DataAndFiles, AbstractDatapoint):
         )
 
     def __hash__(self) -> int:
+        """Hash consistently with ``__eq__``."""
         return hash((hash(self._dataset), self._node))
 
     @property
@@ -830,6 +843,7 @@ class H5Database(_Children, AbstractDatabase):
         return self._closed
 
     def __repr__(self) -> str:
+        """Return a short description naming the node and its file."""
         state = "closed" if self._closed else f"mode={self._mode!r}"
         return f"<H5Database {str(self._path)!r} {state}>"
 
@@ -921,6 +935,7 @@ class H5Database(_Children, AbstractDatabase):
             self._finalizer()
 
     def __enter__(self) -> Self:
+        """Return this database, closed again when the ``with`` block ends."""
         return self
 
     def __exit__(
@@ -929,6 +944,7 @@ class H5Database(_Children, AbstractDatabase):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the database (see :meth:`close`)."""
         self.close()
 
     # ----------------------------------------------------------------- internals

@@ -30,9 +30,10 @@ from pathlib import Path
 
 import h5py
 
-from hards_h5 import _layout, _writer_info
-from hards_h5._superblock import status_flags
 from hards_h5.errors import DatabaseLockedError, HARDSError, RecoveryNeededError
+from hards_h5.store import layout as _layout
+from hards_h5.store import writer_info as _writer_info
+from hards_h5.store.superblock import status_flags
 
 __all__ = [
     "LiveLock",
@@ -105,7 +106,7 @@ def _open_live_aware(path: Path, mode: str, *, swmr: bool) -> h5py.File:
         if not status_flags_set(path):
             raise _closing_error(path) from exc
         # A dead writer's file: recover it (under its locks) and open it.
-        from hards_h5._autorecover import open_left_open  # noqa: PLC0415 - import cycle
+        from hards_h5.store.autorecover import open_left_open  # noqa: PLC0415 - import cycle
 
         return open_left_open(path, mode, swmr=swmr)
 

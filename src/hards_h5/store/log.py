@@ -17,8 +17,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from hards_h5 import _codec
-from hards_h5._layout import (
+from hards_h5.errors import CorruptFileError, StorageFullError
+from hards_h5.store import codec as _codec
+from hards_h5.store.layout import (
     BLOBS,
     CREATE,
     DATA,
@@ -32,9 +33,8 @@ from hards_h5._layout import (
     read_rows,
     record_crc,
 )
-from hards_h5._replay import FileRef, State, apply_all, apply_each, apply_sealed, heap_span
-from hards_h5._seal import SEAL_MIN_ROWS, Seal, append_seal, find_seal, read_matching
-from hards_h5.errors import CorruptFileError, StorageFullError
+from hards_h5.store.replay import FileRef, State, apply_all, apply_each, apply_sealed, heap_span
+from hards_h5.store.seal import SEAL_MIN_ROWS, Seal, append_seal, find_seal, read_matching
 
 __all__ = ["DatasetLog", "FileRef"]
 

@@ -25,13 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hards_h5 import _live
 from hards_h5.errors import DatabaseClosedError, DatabaseLockedError
+from hards_h5.store import live as _live
 
 if TYPE_CHECKING:
     import h5py
 
-    from hards_h5._log import DatasetLog
+    from hards_h5.store.log import DatasetLog
 
 __all__ = ["SharedFile", "attach", "detach"]
 

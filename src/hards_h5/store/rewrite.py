@@ -22,12 +22,6 @@ from pathlib import Path
 
 import h5py
 
-from hards_h5 import _blobs, _codec, _layout, _seal, _writer_info
-from hards_h5._live import claim_exclusive, in_use, live_lock_on, live_lock_present
-from hards_h5._log import DatasetLog, FileRef
-from hards_h5._progress import Progress, Tally
-from hards_h5._salvage import SalvagedLog, salvage_log
-from hards_h5._superblock import clear_status_flags, status_flags
 from hards_h5.errors import (
     CorruptFileError,
     DatabaseLockedError,
@@ -37,6 +31,16 @@ from hards_h5.errors import (
     RecoveryNeededError,
     StoreFileNotFoundError,
 )
+from hards_h5.store import blobs as _blobs
+from hards_h5.store import codec as _codec
+from hards_h5.store import layout as _layout
+from hards_h5.store import seal as _seal
+from hards_h5.store import writer_info as _writer_info
+from hards_h5.store.live import claim_exclusive, in_use, live_lock_on, live_lock_present
+from hards_h5.store.log import DatasetLog, FileRef
+from hards_h5.store.progress import Progress, Tally
+from hards_h5.store.salvage import SalvagedLog, salvage_log
+from hards_h5.store.superblock import clear_status_flags, status_flags
 
 __all__ = ["CheckReport", "RewriteReport", "check", "compact", "recover", "rewrite_locked"]
 
