@@ -28,7 +28,7 @@ from hards_h5 import (
     StorageFullError,
 )
 from hards_h5.store.cache import ExtractionCache
-from hards_h5.store.rewrite import recover
+from hards_h5.tools.maintenance import recover
 
 SETTINGS = settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

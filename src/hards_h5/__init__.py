@@ -37,7 +37,7 @@ from hards_h5.errors import (
     StorageFullError,
     StoreFileNotFoundError,
 )
-from hards_h5.store.rewrite import CheckReport, RewriteReport, check, compact, recover
+from hards_h5.tools.maintenance import CheckReport, RewriteReport, check, compact, recover
 from hards_h5.tools.merge import MergeReport, merge
 from hards_h5.tools.migrate import MigrationReport, export_seed, import_seed
 

@@ -32,9 +32,10 @@ from hards_h5.api.query import parse_filter
 from hards_h5.errors import AutoRecoveryWarning, DatabaseLockedError, RecoveryNeededError
 from hards_h5.store import layout as _layout
 from hards_h5.store import live as _live
-from hards_h5.store import rewrite as _recover
+from hards_h5.store import rewrite as _rewrite
 from hards_h5.store import writer_info as _writer_info
 from hards_h5.store.superblock import status_flags
+from hards_h5.tools import maintenance as _recover
 from hards_h5.tools import merge as _merge
 from hards_h5.tools import migrate as _migrate
 from hards_h5.tools.demo import estimate_pi, write_demo
@@ -140,9 +141,9 @@ def _open(file: Path) -> H5Database:
 
 def _left_open(file: Path) -> HARDSError:
     """Return the error for a file whose writer flags are set: a writer now, or a stopped one."""
-    flags = _recover.preflight(file)
+    flags = _rewrite.preflight(file)
     error = DatabaseLockedError if _live.in_use(file) else RecoveryNeededError
-    return error(_with_flags(_recover.left_open_problem(file, flags), flags))
+    return error(_with_flags(_rewrite.left_open_problem(file, flags), flags))
 
 
 def _writer_is_live(file: Path) -> bool:
@@ -214,7 +215,7 @@ def info(file: Path) -> None:
 
     Example: hards-h5 info campaign.h5
     """
-    _recover.preflight(file)
+    _rewrite.preflight(file)
     with _open(file) as db:
         flags = status_flags(file)  # (after the open, which recovers a stopped writer's)
         datasets = list(iter_datasets(db))

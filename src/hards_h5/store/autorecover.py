@@ -52,7 +52,7 @@ from hards_h5.errors import (
     StoreFileNotFoundError,
 )
 from hards_h5.store import layout as _layout
-from hards_h5.store import rewrite as _recover
+from hards_h5.store import rewrite as _rewrite
 from hards_h5.store import writer_info as _writer_info
 from hards_h5.store.live import claim_exclusive, live_lock_on
 from hards_h5.store.log import DatasetLog
@@ -291,7 +291,7 @@ def _full_recover(fd: int, path: Path, problem: str) -> str:
     try:
         with _open_view(view) as source:
             _layout.validate_root(source, path)
-            report = _recover.rewrite_locked(path, source)
+            report = _rewrite.rewrite_locked(path, source)
     except PermissionError as exc:
         msg = (
             f"{path}: the previous writer stopped without closing the file and it needs "
