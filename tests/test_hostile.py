@@ -51,7 +51,7 @@ def _unchanged(db: H5Database) -> None:
     assert ds.children == []
     assert ds.get_datapoint("p").data == {"keep": 1}
     assert ds.get_datapoint("p").files == []
-    assert not db._log(("ds",)).has_pending
+    assert not db.store.log(("ds",)).has_pending
 
 
 class Weird:
@@ -158,11 +158,11 @@ def test_hostile_file_sources(db: H5Database, tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo")
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     (tmp_path / "to-dir").symlink_to(tmp_path / "dir")
-    blobs_before = db._blobs().shape[0]
+    blobs_before = db.store.blobs().shape[0]
     for bad in ("dir", "fifo", "dangling", "to-dir", "missing"):
         with pytest.raises(SourceFileError):
             point.add_file(tmp_path / bad, name="x.bin")
-    assert db._blobs().shape[0] == blobs_before
+    assert db.store.blobs().shape[0] == blobs_before
     _unchanged(db)
     # A symlink to a regular file elsewhere is followed: its content is copied in.
     outside = tmp_path / "outside.txt"
@@ -178,19 +178,19 @@ def test_directory_or_missing_source_is_a_missing_file_not_a_bad_name(
     db: H5Database, tmp_path: Path
 ) -> None:
     point = db.get_dataset("ds").get_datapoint("p")
-    blobs_before = db._blobs().shape[0]
+    blobs_before = db.store.blobs().shape[0]
     for bad in (".", Path(".."), Path("/"), tmp_path / "sub" / "..", tmp_path / "no such"):
         with pytest.raises(SourceFileError):  # a DoesNotExistError, as the API says
             point.add_file(bad)
     assert point.files == []
-    assert db._blobs().shape[0] == blobs_before
+    assert db.store.blobs().shape[0] == blobs_before
 
 
 def test_the_campaign_file_cannot_be_attached_to_itself(db: H5Database) -> None:
-    blobs_before = db._blobs().shape[0]
+    blobs_before = db.store.blobs().shape[0]
     with pytest.raises(SourceFileError, match="campaign file itself"):
         db.get_dataset("ds").get_datapoint("p").add_file(db.path, name="snapshot.h5")
-    assert db._blobs().shape[0] == blobs_before
+    assert db.store.blobs().shape[0] == blobs_before
     assert db.get_dataset("ds").get_datapoint("p").files == []
 
 
@@ -214,7 +214,7 @@ def _planted_cache(tmp_path: Path) -> tuple[H5Database, Path, bytes]:
     src.write_text("the real result")
     db = H5Database.create_database(tmp_path / "c.h5", cache_dir=tmp_path / "cache")
     db.create_dataset("ds").create_datapoint("p").add_file(src)
-    sha = db._log(("ds",)).files(1)["result.txt"].sha256
+    sha = db.store.log(("ds",)).files(1)["result.txt"].sha256
     return db, tmp_path / "cache", sha
 
 
@@ -490,7 +490,7 @@ try:
     point.add_file(big)
 except StorageFullError as exc:
     print("REFUSED", exc, flush=True)
-print("BLOBS", db._blobs().shape[0], flush=True)
+print("BLOBS", db.store.blobs().shape[0], flush=True)
 ballast.unlink()  # the user frees space
 point.add_file(small)
 db.close()

@@ -27,7 +27,8 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from hards_h5 import __version__
-from hards_h5.api.nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
+from hards_h5.api.database import H5Database
+from hards_h5.api.nodes import H5Datapoint, H5Dataset, iter_datasets
 from hards_h5.api.query import parse_filter
 from hards_h5.errors import AutoRecoveryWarning, DatabaseLockedError, RecoveryNeededError
 from hards_h5.store import layout as _layout
@@ -221,10 +222,10 @@ def info(file: Path) -> None:
         datasets = list(iter_datasets(db))
         points = sum(len(d.datapoints) for d in datasets)
         files = sum(_file_totals(d)[0] for d in datasets)
-        h5 = db._file()  # noqa: SLF001 - read-only facts about the container
+        h5 = db.store.file()  # read-only facts about the container
         version = int(h5.attrs[_layout.ATTR_FORMAT])
         creator = h5.attrs.get(_layout.ATTR_CREATOR, "?")
-        blob_bytes = int(db._blobs().shape[0])  # noqa: SLF001
+        blob_bytes = int(db.store.blobs().shape[0])
         live = db.swmr_mode
     rows = [
         ("format version", str(version)),
@@ -647,7 +648,8 @@ def _counts(datasets: int, datapoints: int, files: int, *, sep: str = ", ") -> s
 
 def _file_totals(dataset: H5Dataset) -> tuple[int, int]:
     """Return the count and bytes of files on ``dataset`` and on its own datapoints."""
-    log = dataset._where()[0]  # noqa: SLF001 - counts without a node object per datapoint
+    db = dataset.database()  # counts from the log, without a node object per datapoint
+    log = db.store.log(tuple(dataset.path_to_database()), label=db.path)
     return log.file_totals()
 
 

@@ -33,10 +33,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import inspect
 import io
 import json
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -352,8 +352,14 @@ def _warn(path: Path, who: str, done: str) -> None:
 
 def _user_frame() -> int:
     """Return the ``stacklevel`` that points a warning at the caller of hards-h5."""
-    package = str(Path(__file__).parent)
-    frame, level = sys._getframe(1), 1  # noqa: SLF001 - the frame calling warnings.warn
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
+    package = str(Path(__file__).parent.parent)  # hards_h5/, not only hards_h5/store/
+    frame = inspect.currentframe()
+    try:
+        frame, level = (frame.f_back if frame else None), 1  # the frame calling warnings.warn
+        while frame is not None and frame.f_back is not None:
+            if not frame.f_code.co_filename.startswith(package):
+                break
+            frame, level = frame.f_back, level + 1
+        return level
+    finally:
+        del frame  # (a frame kept in a local keeps every caller's objects alive)

@@ -17,7 +17,8 @@ from typing import Any
 
 import h5py
 
-from hards_h5.api.nodes import H5Database, H5Dataset, iter_datasets
+from hards_h5.api.database import H5Database
+from hards_h5.api.nodes import H5Dataset, iter_datasets
 from hards_h5.errors import (
     DatabaseExistsError,
     DoesNotExistError,
@@ -70,7 +71,7 @@ class _Planner:
             except DoesNotExistError:
                 self._logs[names] = None
             else:
-                self._logs[names] = self.out._log(ds._names)  # noqa: SLF001
+                self._logs[names] = _log(self.out, _names(ds))
         return self._logs[names]
 
     def _current(self, key: _Key) -> _Planned:
@@ -199,17 +200,18 @@ def _merge_into(
         for src_path in sources:
             with H5Database(src_path, "r") as src:
                 for ds in iter_datasets(src):
-                    log = src._log(ds._names)  # noqa: SLF001
-                    planner.add((ds._names, ""), ds.data, log.files(0), str(src_path))  # noqa: SLF001
+                    names = _names(ds)
+                    log = _log(src, names)
+                    planner.add((names, ""), ds.data, log.files(0), str(src_path))
                     for node, name in enumerate(log.names, start=1):
                         data = log.data(node)
-                        planner.add((ds._names, name), data, log.files(node), str(src_path))  # noqa: SLF001
+                        planner.add((names, name), data, log.files(node), str(src_path))
                         tally.add()
                     _finish_dataset(tally, src, ds)
         if planner.conflicts:
             raise MergeConflictError(str(output), planner.conflicts)
         known = _blob_index(out)
-        mark = _Mark.take(out)
+        mark = out.store.mark()  # (flushes first: nothing of the merge is pending yet)
         try:
             for src_path in sources:
                 with H5Database(src_path, "r") as src:
@@ -217,48 +219,18 @@ def _merge_into(
                         _copy_dataset(out, src, ds, known, report, tally=tally)
                         _finish_dataset(tally, src, ds)
         except BaseException:
-            mark.roll_back(out)  # an existing output is left as it was
+            out.store.roll_back(mark)  # an existing output is left as it was
             raise
 
 
-@dataclass
-class _Mark:
-    """Where the output's append-only arrays ended before the copy: a rollback point.
+def _names(ds: H5Dataset) -> tuple[str, ...]:
+    """Return the dataset names from the top of the file down to ``ds``."""
+    return tuple(ds.path_to_database())
 
-    Every log and ``/blobs`` only grow, so cutting them back to these lengths
-    (and unlinking datasets the merge created) undoes an unfinished merge.
-    """
 
-    rows: dict[str, tuple[int, int]]  # dataset group path -> (records rows, heap bytes)
-    blobs: int
-
-    @classmethod
-    def take(cls, out: H5Database) -> _Mark:
-        h5 = out._file()  # noqa: SLF001
-        out.flush()  # (nothing of the merge is pending yet)
-        rows = {
-            group.name: (group[_layout.RECORDS].shape[0], group[_layout.HEAP].shape[0])
-            for _, group in _layout.walk_datasets(h5)
-        }
-        return cls(rows, h5[_layout.BLOBS].shape[0])
-
-    def roll_back(self, out: H5Database) -> None:
-        for log in out._logs.values():  # noqa: SLF001
-            log.discard_pending()
-        out._logs.clear()  # noqa: SLF001
-        h5 = out._file()  # noqa: SLF001
-        created = []
-        for _, group in list(_layout.walk_datasets(h5)):
-            if group.name in self.rows:
-                rows, heap = self.rows[group.name]
-                group[_layout.RECORDS].resize((rows,))
-                group[_layout.HEAP].resize((heap,))
-            else:
-                created.append(group.name)
-        for name in created:  # parents come first; deleting one takes its children
-            if name in h5:
-                del h5[name]
-        h5[_layout.BLOBS].resize((self.blobs,))
+def _log(db: H5Database, names: tuple[str, ...]) -> DatasetLog:
+    """Return the record log of the dataset at ``names`` in ``db``'s store."""
+    return db.store.log(names, label=db.path)
 
 
 def _total_rows(sources: list[Path]) -> int:
@@ -266,20 +238,21 @@ def _total_rows(sources: list[Path]) -> int:
     total = 0
     for src_path in sources:
         with H5Database(src_path, "r") as src:
-            total += 2 * _layout.total_log_rows(src._file())  # noqa: SLF001
+            total += 2 * _layout.total_log_rows(src.store.file())
     return total
 
 
 def _finish_dataset(tally: Tally, src: H5Database, ds: H5Dataset) -> None:
     """Count the rest of ``ds``'s record rows once its datapoints are done."""
-    rows = _layout.log_rows(src._group(ds._names))  # noqa: SLF001
-    tally.add_rest(rows, len(src._log(ds._names).names))  # noqa: SLF001
+    names = _names(ds)
+    rows = _layout.log_rows(src.store.group(names, label=src.path))
+    tally.add_rest(rows, len(_log(src, names).names))
 
 
 def _blob_index(out: H5Database) -> dict[bytes, FileRef]:
     index: dict[bytes, FileRef] = {}
     for ds in iter_datasets(out):
-        log = out._log(ds._names)  # noqa: SLF001
+        log = _log(out, _names(ds))
         for node in range(len(log.names) + 1):
             for ref in log.files(node).values():
                 index.setdefault(ref.sha256, ref)
@@ -295,7 +268,7 @@ def _copy_dataset(
     *,
     tally: Tally,
 ) -> None:
-    names = ds._names  # noqa: SLF001
+    names = _names(ds)
     parent: H5Database | H5Dataset = out
     for name in names:
         if parent.has_dataset(name):
@@ -303,10 +276,10 @@ def _copy_dataset(
         else:
             parent = parent.create_dataset(name)
             report.datasets += 1
-    old = src._log(names)  # noqa: SLF001
-    new = out._log(names)  # noqa: SLF001
+    old = _log(src, names)
+    new = _log(out, names)
     label = "/".join(names)
-    blobs_in, blobs_out = src._blobs(), out._blobs()  # noqa: SLF001
+    blobs_in, blobs_out = src.store.blobs(), out.store.blobs()
 
     def fold(node_old: int, node_new: int) -> None:
         incoming = old.data(node_old)
