@@ -8,8 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from hards_h5.api.database import H5Database
-from hards_h5.api.nodes import H5Datapoint, H5Dataset
+from hards_h5.api.nodes import H5Database, H5Datapoint, H5Dataset
 from hards_h5.api.query import InvalidFilterError
 from hards_h5.errors import (
     AlreadyExistsError,

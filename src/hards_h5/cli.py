@@ -27,8 +27,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from hards_h5 import __version__
-from hards_h5.api.database import H5Database
-from hards_h5.api.nodes import H5Datapoint, H5Dataset, iter_datasets
+from hards_h5.api.nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
 from hards_h5.api.query import parse_filter
 from hards_h5.errors import AutoRecoveryWarning, DatabaseLockedError, RecoveryNeededError
 from hards_h5.store import layout as _layout

@@ -32,6 +32,7 @@ __all__ = [
     "NameValidationError",
     "NodeNotFoundError",
     "NotAHardsFileError",
+    "OpenInThisProcessError",
     "ReadOnlyError",
     "RecoveryNeededError",
     "SourceFileError",
@@ -119,6 +120,13 @@ class DatabaseClosedError(HARDSError, ValueError):
 
 class DatabaseLockedError(HARDSError, BlockingIOError):
     """Another process holds the campaign file in a conflicting mode."""
+
+
+class OpenInThisProcessError(DatabaseLockedError):
+    """The file is open in another mode in this very process (HDF5 allows one).
+
+    A :class:`DatabaseLockedError` that waiting for other processes cannot end.
+    """
 
 
 class StorageFullError(HARDSError, OSError):

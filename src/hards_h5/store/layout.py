@@ -37,6 +37,7 @@ from hards_h5.errors import (
     DatabaseLockedError,
     FormatVersionError,
     NotAHardsFileError,
+    OpenInThisProcessError,
     RecoveryNeededError,
     StorageFullError,
     StoreFileNotFoundError,
@@ -423,7 +424,7 @@ def _translate_open_error(path: Path, exc: OSError) -> Exception:
             f"{path}: this process already has the file open in another mode; "
             "close that H5Database first (HDF5 allows one mode per file per process)"
         )
-        return DatabaseLockedError(msg)
+        return OpenInThisProcessError(msg)
     if exc.errno in {errno.EAGAIN, errno.EWOULDBLOCK} or "unable to lock file" in lowered:
         msg = (
             f"{path}: another process has the file open in a conflicting mode "

@@ -30,7 +30,12 @@ from pathlib import Path
 
 import h5py
 
-from hards_h5.errors import DatabaseLockedError, HARDSError, RecoveryNeededError
+from hards_h5.errors import (
+    DatabaseLockedError,
+    HARDSError,
+    OpenInThisProcessError,
+    RecoveryNeededError,
+)
 from hards_h5.store import layout as _layout
 from hards_h5.store import writer_info as _writer_info
 from hards_h5.store.superblock import status_flags
@@ -88,9 +93,9 @@ def _open_live_aware(path: Path, mode: str, *, swmr: bool) -> h5py.File:
         raise _live_writer_error(path, mode)
     try:
         return _layout.open_file(path, mode, swmr=swmr)
+    except OpenInThisProcessError:
+        raise
     except DatabaseLockedError as exc:
-        if "this process" in str(exc):
-            raise
         if not _swmr_writer_flag(path):
             raise _plain_writer_error(path, mode, exc) from exc
         raise _live_writer_error(path, mode) from exc

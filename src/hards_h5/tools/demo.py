@@ -8,8 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hards_h5.api.database import H5Database
-from hards_h5.api.nodes import H5Dataset
+from hards_h5.api.nodes import H5Database, H5Dataset
 
 __all__ = ["PiEstimate", "estimate_pi", "write_demo"]
 

@@ -17,8 +17,7 @@ from typing import Any
 
 import h5py
 
-from hards_h5.api.database import H5Database
-from hards_h5.api.nodes import H5Dataset, iter_datasets
+from hards_h5.api.nodes import H5Database, H5Dataset, iter_datasets
 from hards_h5.errors import (
     DatabaseExistsError,
     DoesNotExistError,

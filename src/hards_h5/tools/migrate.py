@@ -29,9 +29,8 @@ from typing import Any
 
 from hards.filesystem import FilesystemDatabase
 
-from hards_h5.api.database import H5Database
 from hards_h5.api.names import check_name
-from hards_h5.api.nodes import H5Datapoint, H5Dataset, iter_datasets
+from hards_h5.api.nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
 from hards_h5.errors import HARDSError, InvalidDataError, NotAHardsFileError
 from hards_h5.store.progress import Progress, Tally
 
