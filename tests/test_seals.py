@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from cli_runner import python_child
 from hards_h5 import CorruptFileError, H5Database, check, compact, recover
-from hards_h5.store.layout import RECORD_DTYPE, SEAL_DTYPE, dataset_path, record_crc
+from hards_h5.store.layout import RECORD_DTYPE, SEAL_DTYPE, dataset_path
 from hards_h5.store.log import DatasetLog
+from hards_h5.store.records import record_crc
 from hards_h5.store.replay import State, apply_all, apply_each, heap_span
 from hards_h5.store.seal import SEAL_MIN_ROWS
 

@@ -28,7 +28,7 @@ from hards_h5.errors import (
     StorageFullError,
 )
 from hards_h5.store import layout as _layout
-from hards_h5.store.log import FileRef
+from hards_h5.store.records import FileRef
 
 __all__ = [
     "CHUNK",

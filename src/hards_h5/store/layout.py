@@ -23,7 +23,6 @@ import errno
 import os
 import secrets
 import stat
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -73,8 +72,6 @@ __all__ = [
     "open_file",
     "read_bytes",
     "read_rows",
-    "record_crc",
-    "record_sha256",
     "total_log_rows",
     "walk_datasets",
 ]
@@ -156,24 +153,6 @@ HEAP_CHUNK: Final = 1 << 16
 BLOBS_CHUNK: Final = 1 << 20
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-_SHA256_AT: Final[int] = RECORD_DTYPE.fields["sha256"][1]  # type: ignore[index]
-
-
-def record_sha256(raw: bytes, at: int) -> bytes:
-    """Return the ``sha256`` field of the record whose bytes start at ``raw[at]``."""
-    return raw[at + _SHA256_AT : at + _SHA256_AT + 32]
-
-
-def record_crc(head: bytes, name: bytes, body: bytes) -> int:
-    """Return the CRC-32 a record must carry.
-
-    ``head`` is the record's bytes without its trailing ``crc`` field; the CRC
-    covers them, four zero bytes in place of ``crc``, the name and the body.
-    """
-    crc = zlib.crc32(b"\0\0\0\0", zlib.crc32(head))
-    return zlib.crc32(body, zlib.crc32(name, crc)) & 0xFFFFFFFF
 
 
 def dataset_path(names: tuple[str, ...]) -> str:
