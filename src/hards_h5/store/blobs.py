@@ -34,6 +34,7 @@ __all__ = [
     "CHUNK",
     "LIVE_PATIENCE",
     "WRITE_PIECE",
+    "BlobCopier",
     "copy_blob",
     "open_source",
     "read_blob_into",
@@ -316,6 +317,45 @@ def copy_blob(src: h5py.Dataset, ref: FileRef, dst: h5py.Dataset) -> FileRef:
         msg = "attached file bytes do not match their recorded SHA-256"
         raise FileIntegrityError(msg)
     return FileRef(start, ref.size, ref.sha256)
+
+
+class BlobCopier:
+    """Copies attached files from one file's ``/blobs`` to another's, each content once.
+
+    The one copier of compact, recover and merge: a content (SHA-256) already
+    in ``known`` (copied before, or already in the destination) is not copied
+    again.
+
+    Parameters
+    ----------
+    src, dst : h5py.Dataset
+        The source and destination ``/blobs``.
+    known : dict, optional
+        Destination references by SHA-256; shared between copiers into the same
+        destination (it is updated in place).
+
+    """
+
+    def __init__(
+        self, src: h5py.Dataset, dst: h5py.Dataset, known: dict[bytes, FileRef] | None = None
+    ) -> None:
+        self.src, self.dst = src, dst
+        self.known: dict[bytes, FileRef] = {} if known is None else known
+
+    def copy(self, ref: FileRef) -> FileRef:
+        """Return the destination reference of ``ref``'s content, copying it if new.
+
+        Raises
+        ------
+        FileIntegrityError
+            As :func:`copy_blob` (nothing is copied then).
+
+        """
+        target = self.known.get(ref.sha256)
+        if target is None:
+            target = copy_blob(self.src, ref, self.dst)
+            self.known[ref.sha256] = target
+        return target
 
 
 class _Appender:

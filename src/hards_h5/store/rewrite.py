@@ -37,7 +37,7 @@ from hards_h5.store import codec as _codec
 from hards_h5.store import layout as _layout
 from hards_h5.store import writer_info as _writer_info
 from hards_h5.store.live import claim_exclusive, in_use, live_lock_on, live_lock_present
-from hards_h5.store.log import DatasetLog, FileRef
+from hards_h5.store.log import DatasetLog
 from hards_h5.store.progress import Progress, Tally
 from hards_h5.store.salvage import SalvagedLog, salvage_log
 from hards_h5.store.superblock import status_flags
@@ -184,7 +184,7 @@ class _Copier:
     ) -> None:
         self.src, self.dst, self.report, self.strict = src, dst, report, strict
         self.tally = tally
-        self.copied: dict[bytes, FileRef] = {}
+        self.blobs = _blobs.BlobCopier(src[_layout.BLOBS], dst[_layout.BLOBS])
 
     def dataset(self, names: tuple[str, ...], group: h5py.Group) -> int:
         label = "/".join(names)
@@ -238,17 +238,14 @@ class _Copier:
 
     def files(self, old: DatasetLog | SalvagedLog, new: DatasetLog, node: int, label: str) -> None:
         for name, ref in old.files(node).items():
-            target = self.copied.get(ref.sha256)
-            if target is None:
-                try:
-                    target = _blobs.copy_blob(self.src[_layout.BLOBS], ref, self.dst[_layout.BLOBS])
-                except FileIntegrityError as exc:
-                    if self.strict:
-                        msg = f"{label}: file {name!r}: {exc}"
-                        raise FileIntegrityError(msg) from exc
-                    self.report.dropped.append(f"{label}: file {name!r} ({exc})")
-                    continue
-                self.copied[ref.sha256] = target
+            try:
+                target = self.blobs.copy(ref)
+            except FileIntegrityError as exc:
+                if self.strict:
+                    msg = f"{label}: file {name!r}: {exc}"
+                    raise FileIntegrityError(msg) from exc
+                self.report.dropped.append(f"{label}: file {name!r} ({exc})")
+                continue
             new.set_file(node, name, target)
             self.report.files += 1
 

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
-
 from hards_h5.api.nodes import H5Database, H5Dataset, iter_datasets
 from hards_h5.errors import (
     DatabaseExistsError,
@@ -278,7 +276,7 @@ def _copy_dataset(
     old = _log(src, names)
     new = _log(out, names)
     label = "/".join(names)
-    blobs_in, blobs_out = src.store.blobs(), out.store.blobs()
+    copier = _blobs.BlobCopier(src.store.blobs(), out.store.blobs(), known)
 
     def fold(node_old: int, node_new: int) -> None:
         incoming = old.data(node_old)
@@ -294,11 +292,12 @@ def _copy_dataset(
             if have is not None and have.sha256 == ref.sha256:
                 report.skipped_identical += 1
                 continue
-            target = known.get(ref.sha256)
-            if target is None:
+            try:
+                target = copier.copy(ref)
+            except FileIntegrityError as exc:
                 where = "/".join((*names, old.names[node_old - 1])) if node_old else label
-                target = _copy_file(blobs_in, ref, blobs_out, f"{src.path}: {where}: {fname!r}")
-                known[ref.sha256] = target
+                msg = f"{src.path}: {where}: {fname!r}: {exc}; nothing was merged"
+                raise FileIntegrityError(msg) from exc
             new.set_file(node_new, fname, target)
             report.files += 1
 
@@ -312,15 +311,6 @@ def _copy_dataset(
             report.skipped_identical += 1
         fold(node, existing)
         tally.add()
-
-
-def _copy_file(blobs_in: h5py.Dataset, ref: FileRef, blobs_out: h5py.Dataset, what: str) -> FileRef:
-    """Copy one attached file's bytes (checked against its SHA-256) into the output."""
-    try:
-        return _blobs.copy_blob(blobs_in, ref, blobs_out)
-    except FileIntegrityError as exc:
-        msg = f"{what}: {exc}; nothing was merged"
-        raise FileIntegrityError(msg) from exc
 
 
 _MISSING = object()
