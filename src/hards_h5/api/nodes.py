@@ -31,6 +31,7 @@ from hards_h5.store import layout as _layout
 from hards_h5.store import store as _store
 from hards_h5.store import writer_info as _writer_info
 from hards_h5.store.cache import ExtractionCache, default_cache_root
+from hards_h5.store.layout import DATASET_NODE
 from hards_h5.store.log import DatasetLog
 from hards_h5.store.store import Store
 
@@ -422,7 +423,7 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         return self._parent
 
     def _where(self) -> tuple[DatasetLog, int]:
-        return self._handle.log(self._names), 0
+        return self._handle.log(self._names), DATASET_NODE
 
     def _as_parent(self) -> Parent:
         return self

@@ -91,7 +91,7 @@ def _check_dataset(
             f"intact one: {len(lost.names)} datapoints)"
         )
     for node in range(len(log.names) + 1):
-        where = label if node == 0 else f"{label}/{log.names[node - 1]}"
+        where = label if node == _layout.DATASET_NODE else f"{label}/{log.names[node - 1]}"
         try:
             log.data(node)
         except (ValueError, HARDSError) as exc:
@@ -102,7 +102,7 @@ def _check_dataset(
             problem = _verify_blob(blobs, ref)
             if problem:
                 report.problems.append(f"{where}: file {name!r}: {problem}")
-        if node:
+        if node != _layout.DATASET_NODE:
             tally.add()
     tally.add_rest(_layout.log_rows(group), len(log.names))
 

@@ -49,6 +49,7 @@ __all__ = [
     "CREATE",
     "DATA",
     "DATASETS",
+    "DATASET_NODE",
     "DISK_RESERVE",
     "FILE",
     "FORMAT_VERSION",
@@ -103,6 +104,8 @@ HEAP: Final = "heap"
 SEALS: Final = "seals"
 BLOBS: Final = "blobs"
 
+DATASET_NODE: Final = 0
+"""The node number of the dataset itself in its record log (datapoints are 1, 2, ...)."""
 CREATE: Final = 1
 """Record kind: a datapoint is created (``name``; optional initial JSON ``body``)."""
 DATA: Final = 2

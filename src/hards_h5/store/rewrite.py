@@ -206,9 +206,10 @@ class _Copier:
                 )
             self._report_lost(label, old)
         new = DatasetLog(_layout.new_dataset_group(parent, names[-1]), writable=True)
-        if old.data_json(0) != _codec.EMPTY:
-            new.set_data(0, old.data_json(0))
-        self.files(old, new, 0, label)
+        dataset = _layout.DATASET_NODE
+        if old.data_json(dataset) != _codec.EMPTY:
+            new.set_data(dataset, old.data_json(dataset))
+        self.files(old, new, dataset, label)
         for node, name in enumerate(old.names, start=1):
             new.create(name)
             if old.data_json(node) != _codec.EMPTY:
@@ -223,7 +224,7 @@ class _Copier:
     def _report_lost(self, label: str, old: SalvagedLog) -> None:
         """Name the nodes whose newest state was in a damaged record."""
         for node, what in old.lost:
-            who = label if node == 0 else f"{label}/{old.names[node - 1]}"
+            who = label if node == _layout.DATASET_NODE else f"{label}/{old.names[node - 1]}"
             if who not in self.report.lost_newest:
                 self.report.lost_newest.append(who)
             self.report.dropped.append(

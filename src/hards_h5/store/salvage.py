@@ -30,6 +30,7 @@ from hards_h5.store import records as _records
 from hards_h5.store.layout import (
     CREATE,
     DATA,
+    DATASET_NODE,
     FILE,
     HEAP,
     RECORDS,
@@ -90,7 +91,7 @@ def salvage_log(group: h5py.Group) -> SalvagedLog:
     rows = read_rows(records, 0, int(records.shape[0]))
     heap = read_bytes(heap_ds, 0, int(heap_ds.shape[0]))
     out = SalvagedLog()
-    nodes: dict[int, int] = {0: 0}  # node number written -> node number kept
+    nodes = {DATASET_NODE: DATASET_NODE}  # node number written -> node number kept
     seen: set[str] = set()
     newest: dict[tuple[int, str | None], int] = {}  # (node kept, file or None) -> row
     damaged: list[tuple[int, int, int, str | None]] = []  # row, kind, node, file name

@@ -78,7 +78,7 @@ class _Planner:
             names, point = key
             log = self._out_log(names)
             if log is not None:
-                node = 0 if not point else log.node_of(point)
+                node = _layout.DATASET_NODE if not point else log.node_of(point)
                 if node is not None:
                     planned.data = log.data(node)
                     planned.files = {n: r.sha256 for n, r in log.files(node).items()}
@@ -199,7 +199,9 @@ def _merge_into(
                 for ds in iter_datasets(src):
                     names = _names(ds)
                     log = _log(src, names)
-                    planner.add((names, ""), ds.data, log.files(0), str(src_path))
+                    planner.add(
+                        (names, ""), ds.data, log.files(_layout.DATASET_NODE), str(src_path)
+                    )
                     for node, name in enumerate(log.names, start=1):
                         data = log.data(node)
                         planner.add((names, name), data, log.files(node), str(src_path))
@@ -295,13 +297,17 @@ def _copy_dataset(
             try:
                 target = copier.copy(ref)
             except FileIntegrityError as exc:
-                where = "/".join((*names, old.names[node_old - 1])) if node_old else label
+                where = (
+                    "/".join((*names, old.names[node_old - 1]))
+                    if node_old != _layout.DATASET_NODE
+                    else label
+                )
                 msg = f"{src.path}: {where}: {fname!r}: {exc}; nothing was merged"
                 raise FileIntegrityError(msg) from exc
             new.set_file(node_new, fname, target)
             report.files += 1
 
-    fold(0, 0)
+    fold(_layout.DATASET_NODE, _layout.DATASET_NODE)
     for node, name in enumerate(old.names, start=1):
         existing = new.node_of(name)
         if existing is None:
