@@ -48,10 +48,9 @@ CHUNK = 8 << 20
 WRITE_PIECE = 1 << 20
 """Bytes per ``write`` call when extracting (1 MiB, like HDF5's chunk writes).
 
-Measured here (Linux 6.18, ext4, 2 vCPUs): extracting 1 GiB with one ``write``
-per 8 MiB took 1.0-1.8 s, with one per 1 MiB 0.67-0.72 s (the SHA-256 floor), in
-two runs alternating the two, each extraction between ``cp`` runs.  Reads stay
-at :data:`CHUNK`: they fill page-cache-resident bytes into a reused buffer.
+Smaller writes extract faster than one per :data:`CHUNK` (see
+``docs/performance.md``, "Why the code is shaped this way").  Reads stay at
+:data:`CHUNK`: they fill page-cache-resident bytes into a reused buffer.
 """
 
 _PIPELINE_FROM = 2 * CHUNK
@@ -366,8 +365,8 @@ class _Appender:
 
     Whole HDF5 chunks are written with ``H5Dwrite_chunk`` (h5py's
     ``write_direct_chunk``): one ``pwrite`` from the buffer per chunk, without
-    the selection and conversion machinery of a slice assignment (0.26 s instead
-    of 0.31 s of the writing thread's time per GiB, measured here).  HDF5 evicts
+    the selection and conversion machinery of a slice assignment (faster, see
+    ``docs/performance.md``).  HDF5 evicts
     any cached copy of a chunk written this way, so the two paths never disagree.
     The partial chunks at either end of a file, and every chunk of a ``/blobs``
     with a filter pipeline, go through the ordinary slice assignment.
@@ -436,7 +435,7 @@ def _reader(blobs: h5py.Dataset, start: int, end: int) -> Callable[[np.ndarray[A
 
     Whole chunks are read with ``H5Dread_chunk`` (h5py's ``read_direct_chunk``),
     straight into the buffer without the selection machinery and chunk cache of
-    a slice read (0.11 s instead of 0.15-0.22 s per GiB, measured here); HDF5
+    a slice read (faster, see ``docs/performance.md``); HDF5
     flushes a dirty cached copy of the chunk first.
     Partial chunks, a chunk that is not allocated (its bytes then read as the
     fill value, and the SHA-256 check fails) and every chunk of a filtered

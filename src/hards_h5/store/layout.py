@@ -41,6 +41,7 @@ from hards_h5.errors import (
     StorageFullError,
     StoreFileNotFoundError,
 )
+from hards_h5.store.superblock import HDF5_SIGNATURE
 
 __all__ = [
     "ATTR_CREATOR",
@@ -94,7 +95,8 @@ WRITER_CHUNK_CACHE: Final = 0
 """HDF5 chunk-cache size (``rdcc_nbytes``) for every writable open: none.  Appends
 then reach the file inside the write call, so a full disk fails that call cleanly;
 with a cache, HDF5 2.0 meets ENOSPC only when it closes a dataset, leaves the
-dataset half-freed and the process crashes later (measured: no write slowdown)."""
+dataset half-freed and the process crashes later (no write slowdown: see
+``docs/performance.md``)."""
 
 ATTR_FORMAT: Final = "hards_h5_format"
 ATTR_CREATOR: Final = "hards_h5_creator"
@@ -154,8 +156,6 @@ SEAL_BIG_INTS: Final = 1
 RECORDS_CHUNK: Final = 1024
 HEAP_CHUNK: Final = 1 << 16
 BLOBS_CHUNK: Final = 1 << 20
-
-_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def dataset_path(names: tuple[str, ...]) -> str:
@@ -381,7 +381,7 @@ def check_is_hdf5(path: Path) -> None:
             raise
         msg = f"{path}: cannot be read: {exc.strerror or exc}"
         raise CorruptFileError(msg) from exc
-    if head != _SIGNATURE and not h5py.is_hdf5(str(path)):
+    if head != HDF5_SIGNATURE and not h5py.is_hdf5(str(path)):
         msg = f"{path}: not an HDF5 file (no HDF5 signature), so not a hards-h5 campaign file"
         raise NotAHardsFileError(msg)
 

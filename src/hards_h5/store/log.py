@@ -94,10 +94,6 @@ class DatasetLog:
             )
             raise CorruptFileError(msg) from exc
 
-    def data_text(self, node: int) -> str:
-        """Return the JSON text of ``node``'s data as a str."""
-        return self._state.body(node).decode()
-
     def files(self, node: int) -> dict[str, FileRef]:
         """Return ``node``'s files (the live mapping: do not mutate)."""
         return self._state.files[node] or {}

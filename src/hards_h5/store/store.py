@@ -21,7 +21,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -401,10 +401,6 @@ class Store:
             if name in h5:
                 del h5[name]
         h5[_layout.BLOBS].resize((mark.blobs,))
-
-    def walk(self) -> Iterator[tuple[tuple[str, ...], h5py.Group]]:
-        """Yield ``(names, group)`` for every dataset of the file, depth first."""
-        return _layout.walk_datasets(self.file())
 
 
 @dataclass
