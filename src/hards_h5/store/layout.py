@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +40,7 @@ from hards_h5.errors import (
     StorageFullError,
     StoreFileNotFoundError,
 )
+from hards_h5.store import scratch as _scratch
 from hards_h5.store.superblock import HDF5_SIGNATURE
 
 __all__ = [
@@ -237,7 +237,7 @@ def create_file(path: Path) -> None:
         raise StoreFileNotFoundError(msg)
     # Not mkstemp: its 0o600 would ignore the umask, and a campaign file is shared
     # like any other file (0o666 less the umask, as h5py or cp would make it).
-    tmp = directory / f".{path.name}.{secrets.token_hex(6)}.creating"
+    tmp = _scratch.scratch_path(path, "create")
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
     try:
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:

@@ -15,13 +15,13 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
 import shutil
 import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import h5py
 
@@ -35,6 +35,7 @@ from hards_h5.errors import (
 from hards_h5.store import blobs as _blobs
 from hards_h5.store import codec as _codec
 from hards_h5.store import layout as _layout
+from hards_h5.store import scratch as _scratch
 from hards_h5.store import writer_info as _writer_info
 from hards_h5.store.live import claim_exclusive, in_use, live_lock_on, live_lock_present
 from hards_h5.store.log import DatasetLog
@@ -293,21 +294,14 @@ def rewrite_target(path: str | os.PathLike[str]) -> Path:
     return target.resolve() if target.is_symlink() else target
 
 
-def _scratch(path: Path, what: str) -> Path:
-    return path.with_name(f".{path.name}.{what}-{secrets.token_hex(4)}")
-
-
 def remove_stale_scratch(path: Path) -> None:
     """Remove scratch files of a compact or recover that was killed (caller holds the lock)."""
-    for what in ("compact", "recover"):
-        for stale in path.parent.glob(f".{path.name}.{what}-*"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
+    _scratch.remove_stale(path, ("compact", "recover"))
 
 
 def rewrite_in_place(
     path: Path,
-    what: str,
+    what: Literal["compact", "recover"],
     *,
     strict: bool,
     backup: bool,
@@ -320,7 +314,7 @@ def rewrite_in_place(
     ``<name>.bak-<time>``.  The caller holds the exclusive lock.  ``source``, if
     given, is ``path`` already open (and stays open).
     """
-    tmp = _scratch(path, what)
+    tmp = _scratch.scratch_path(path, what)
     try:
         with open_unlocked(path) if source is None else contextlib.nullcontext(source) as src:
             report = _rewrite(src, tmp, strict=strict, progress=progress)

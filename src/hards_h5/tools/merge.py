@@ -9,7 +9,6 @@ reported together: a merge either happens completely or not at all.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from hards_h5.errors import (
 from hards_h5.store import blobs as _blobs
 from hards_h5.store import codec as _codec
 from hards_h5.store import layout as _layout
+from hards_h5.store import scratch as _scratch
 from hards_h5.store.log import DatasetLog, FileRef
 from hards_h5.store.progress import Progress, Tally
 
@@ -165,7 +165,7 @@ def merge(
     # A new output is built under a scratch name and linked into place when done:
     # it appears complete or not at all, and a failure never removes a file that
     # another process created meanwhile.
-    scratch = out.with_name(f".{out.name}.merge-{secrets.token_hex(4)}")
+    scratch = _scratch.scratch_path(out, "merge")
     _layout.create_file(scratch)
     try:
         _merge_into(scratch, sources, report, timeout=None, progress=progress)
