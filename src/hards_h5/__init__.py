@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from hards_h5._version import __version__
 from hards_h5.api.nodes import H5Database, H5Datapoint, H5Dataset
 from hards_h5.api.query import InvalidFilterError
 from hards_h5.errors import (

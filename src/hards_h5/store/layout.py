@@ -29,6 +29,7 @@ from typing import Any, Final
 import h5py
 import numpy as np
 
+from hards_h5._version import __version__
 from hards_h5.errors import (
     CorruptFileError,
     DatabaseExistsError,
@@ -260,8 +261,6 @@ def create_file(path: Path) -> None:
 
 
 def _init_root(f: h5py.File) -> None:
-    from hards_h5 import __version__  # noqa: PLC0415 - avoid an import cycle
-
     f.attrs[ATTR_FORMAT] = np.int64(FORMAT_VERSION)
     f.attrs[ATTR_CREATOR] = f"hards-h5 {__version__}"
     f.create_group(DATASETS, track_order=True)
