@@ -238,3 +238,45 @@ def test_a_new_output_appears_complete_or_not_at_all(tmp_path: Path) -> None:
     assert report.datapoints == 100
     with H5Database(out, "r") as db:
         assert len(db.recursively_get_dataset("mc/sub").datapoints) == 100
+
+
+# Merges the shards given into a new output and hangs once the copy (the second
+# half of the progress count) has started: its scratch file is then being written.
+MERGE_AND_HANG = """
+import sys, time
+from hards_h5 import merge
+def hang(done, total):
+    if done * 2 > total:
+        print("COPYING", flush=True)
+        time.sleep(600)
+merge(sys.argv[1], sys.argv[2:], progress=hang)
+"""
+
+
+def test_a_killed_merges_scratch_file_is_removed_by_a_later_merge(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    from cli_runner import python_child
+
+    shards = [tmp_path / f"shard{w}.h5" for w in range(3)]
+    for w, shard in enumerate(shards):
+        _shard(shard, w, tmp_path / "log.txt")
+    out = tmp_path / "campaign.h5"
+    proc = python_child(MERGE_AND_HANG, str(out), *map(str, shards))
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "COPYING"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    left = list(tmp_path.glob(".campaign.h5.merge-*"))
+    assert len(left) == 1
+    assert not out.exists()
+    merge(out, shards)  # a scratch file changed moments ago may be a running merge's: kept
+    assert left[0].exists()
+    an_hour_ago = time.time() - 3600
+    os.utime(left[0], (an_hour_ago, an_hour_ago))  # as if the merge had been killed long ago
+    merge(out, shards)
+    assert not [p.name for p in tmp_path.iterdir() if ".merge-" in p.name]  # nor its .writer
+    with H5Database(out, "r") as db:
+        assert len(db.recursively_get_dataset("mc/sub").datapoints) == 300

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Kind", "remove_stale", "scratch_path"]
+__all__ = ["Kind", "existing", "remove_stale", "scratch_path"]
 
 Kind = Literal["create", "compact", "recover", "merge"]
 
@@ -35,7 +35,12 @@ def remove_stale(path: Path, kinds: Iterable[Kind]) -> None:
     removed.
     """
     for kind in kinds:
-        pattern = f".{path.name}.*.creating" if kind == "create" else f".{path.name}.{kind}-*"
-        for stale in path.parent.glob(pattern):
+        for stale in existing(path, kind):
             with contextlib.suppress(OSError):
                 stale.unlink()
+
+
+def existing(path: Path, kind: Kind) -> list[Path]:
+    """Return the scratch files of ``kind`` beside ``path`` (running builders' too)."""
+    pattern = f".{path.name}.*.creating" if kind == "create" else f".{path.name}.{kind}-*"
+    return list(path.parent.glob(pattern))
