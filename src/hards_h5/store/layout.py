@@ -70,6 +70,7 @@ __all__ = [
     "fsync_dir",
     "fsync_file",
     "is_disk_full",
+    "is_lock_conflict",
     "log_rows",
     "new_dataset_group",
     "open_file",
@@ -449,6 +450,11 @@ def is_disk_full(exc: BaseException) -> bool:
         or "No space left" in text
         or f"errno = {errno.ENOSPC}," in text
     )
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Whether an error from h5py means HDF5 could not take its file lock."""
+    return "unable to lock file" in str(exc)
 
 
 def fsync_file(path: Path) -> None:

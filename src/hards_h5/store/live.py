@@ -264,7 +264,7 @@ def start_swmr_write(h5: h5py.File, path: Path) -> None:
         try:
             h5.swmr_mode = True
         except RuntimeError as exc:  # noqa: PERF203 - a retry loop
-            if "unable to lock file" not in str(exc):
+            if not _layout.is_lock_conflict(exc):
                 raise
             if time.monotonic() > deadline:
                 msg = (
