@@ -105,7 +105,7 @@ def test_create_refuses_existing_path_and_leaves_it(campaign: Path, tmp_path: Pa
     with pytest.raises(DatabaseExistsError):
         H5Database.create_database(other)
     assert other.read_text() == "keep me"
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".creating")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch left
 
 
 def test_create_in_missing_directory(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from hards_h5.errors import (
 from hards_h5.store import blobs as _blobs
 from hards_h5.store import codec as _codec
 from hards_h5.store import layout as _layout
+from hards_h5.store import scratch as _scratch
 from hards_h5.store import store as _store
 from hards_h5.store import writer_info as _writer_info
 from hards_h5.store.cache import ExtractionCache, default_cache_root
@@ -801,6 +802,7 @@ class H5Database(_Children, AbstractDatabase):
         self._handle = Handle(store, self._path, self._mode, swmr_reader=swmr)
         if self._mode != "r":  # say who writes the file, for other processes' messages
             _writer_info.announce(store.path)
+            _scratch.remove_stale(self._path)  # clean up after killed maintenance runs
         # Code written for the seed never calls close(): pending records are written
         # and the file closed when the last handle on it is collected or the
         # interpreter exits (weakref.finalize, not __del__); close() runs the same

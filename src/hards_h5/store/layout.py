@@ -73,9 +73,11 @@ __all__ = [
     "is_lock_conflict",
     "log_rows",
     "new_dataset_group",
+    "new_file",
     "open_file",
     "read_bytes",
     "read_rows",
+    "same_file",
     "total_log_rows",
     "walk_datasets",
 ]
@@ -223,6 +225,7 @@ def create_file(path: Path) -> None:
         If ``path`` exists (file, directory or anything else).
 
     """
+    _scratch.remove_stale(path)  # left by killed runs (ours, merge's, compact's...)
     if path.is_dir():
         msg = (
             f"{path}: is a directory, not a campaign file; create_database makes a new "
@@ -237,14 +240,9 @@ def create_file(path: Path) -> None:
     if not directory.is_dir():
         msg = f"{path}: parent directory {directory} does not exist"
         raise StoreFileNotFoundError(msg)
-    # Not mkstemp: its 0o600 would ignore the umask, and a campaign file is shared
-    # like any other file (0o666 less the umask, as h5py or cp would make it).
     tmp = _scratch.scratch_path(path, "create")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
     try:
-        with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:
-            _init_root(f)
-        fsync_file(tmp)
+        new_file(tmp)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -259,6 +257,16 @@ def create_file(path: Path) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def new_file(path: Path) -> None:
+    """Build an empty campaign file at the new path ``path`` (a scratch name), fsynced."""
+    # Not mkstemp: its 0o600 would ignore the umask, and a campaign file is shared
+    # like any other file (0o666 less the umask, as h5py or cp would make it).
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+    with h5py.File(path, "w", libver=LIBVER, track_order=True) as f:
+        _init_root(f)
+    fsync_file(path)
 
 
 def _init_root(f: h5py.File) -> None:
@@ -464,6 +472,16 @@ def fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def same_file(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the file at ``path`` now (not one replaced since)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    own = os.fstat(fd)
+    return (own.st_dev, own.st_ino) == (st.st_dev, st.st_ino)
 
 
 def fsync_dir(directory: Path) -> None:

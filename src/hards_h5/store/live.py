@@ -31,6 +31,7 @@ from pathlib import Path
 import h5py
 
 from hards_h5.errors import (
+    CorruptFileError,
     DatabaseLockedError,
     HARDSError,
     OpenInThisProcessError,
@@ -69,7 +70,7 @@ def open_waiting(path: Path, mode: str, *, swmr: bool, timeout: float | None) ->
     wait = _FIRST_WAIT
     while True:
         try:
-            return _open_live_aware(path, mode, swmr=swmr)
+            return _open_current(path, mode, swmr=swmr)
         except DatabaseLockedError as exc:  # noqa: PERF203 - a retry loop
             if deadline is None:
                 raise
@@ -79,6 +80,39 @@ def open_waiting(path: Path, mode: str, *, swmr: bool, timeout: float | None) ->
                 raise DatabaseLockedError(msg) from exc
             time.sleep(min(left, wait * random.uniform(0.5, 1.5)))  # noqa: S311 - jitter
             wait = min(wait * 2, _MAX_WAIT)
+
+
+_REPLACED_TRIES = 20  # times the file may be replaced under an open before it gives up
+_STALE_SIZE_TRIES = 3  # opens that may find the file "truncated" before that is believed
+
+
+def _open_current(path: Path, mode: str, *, swmr: bool) -> h5py.File:
+    """Open like :func:`_open_live_aware` the file that is at ``path`` once it is locked.
+
+    A compact or recover that replaces the file between HDF5's open and its lock
+    leaves the opener holding the old, unlinked file, whose changes nobody would
+    ever see: that one is closed and the new one opened instead.
+    """
+    for attempt in range(_REPLACED_TRIES):
+        try:
+            h5 = _open_live_aware(path, mode, swmr=swmr)
+        except CorruptFileError as exc:
+            # HDF5 reads the file's size before it takes its lock: a writer that
+            # grew the file in between makes it look truncated.  Real truncation
+            # stays; a size read too early does not.
+            if "truncated file" not in str(exc) or attempt >= _STALE_SIZE_TRIES:
+                raise
+            continue
+        # (A dead writer's file read through its flags-cleared view (driver
+        # "fileobj") was opened on the descriptor _autorecover locked and checked.)
+        if h5.driver == "fileobj" or _layout.same_file(h5.id.get_vfd_handle(), path):
+            return h5
+        h5.close()
+    msg = (
+        f"{path}: the file was replaced {_REPLACED_TRIES} times while it was being "
+        "opened (compact or recover runs?); try again"
+    )
+    raise DatabaseLockedError(msg)
 
 
 def _open_live_aware(path: Path, mode: str, *, swmr: bool) -> h5py.File:

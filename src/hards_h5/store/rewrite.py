@@ -127,9 +127,36 @@ def left_open_problem(path: Path, flags: int) -> str:
     )
 
 
+_REPLACED_TRIES = 20  # times the file may be replaced under a run before it gives up
+
+
 @contextlib.contextmanager
 def exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on ``path`` (HDF5's own lock), or raise if in use."""
+    """Hold an exclusive flock on ``path`` (HDF5's own lock), or raise if in use.
+
+    The lock is on the file that is at ``path`` while it is held: a file that
+    another compact or recover replaced between our open and our lock (ours would
+    then be the old, unlinked one) is let go and the new one locked instead.
+    """
+    for _ in range(_REPLACED_TRIES):
+        fd = _lock_exclusive(path)
+        if _layout.same_file(fd, path):
+            break
+        os.close(fd)
+    else:
+        msg = (
+            f"{path}: the file was replaced {_REPLACED_TRIES} times while this run tried "
+            "to lock it (other compact or recover runs?); try again later"
+        )
+        raise DatabaseLockedError(msg)
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_exclusive(path: Path) -> int:
+    """Open the file at ``path`` and lock it exclusively; return the descriptor."""
     try:
         # (an OFD write lock needs a writable descriptor; O_NONBLOCK: a FIFO does not wait)
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -140,6 +167,7 @@ def exclusive(path: Path) -> Iterator[None]:
     except PermissionError:  # a read-only file: rewriting needs the directory only
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         writable = False
+    locked = False
     try:
         busy = (
             f"{path}: another process has the file open; close it (or wait for "
@@ -157,9 +185,11 @@ def exclusive(path: Path) -> Iterator[None]:
         live = not claim_exclusive(fd) if writable else live_lock_on(fd)
         if live:
             raise DatabaseLockedError(busy)
-        yield
+        locked = True
     finally:
-        os.close(fd)  # releases the lock
+        if not locked:
+            os.close(fd)
+    return fd
 
 
 def open_unlocked(path: Path) -> h5py.File:
@@ -257,7 +287,7 @@ def _rewrite(
 ) -> RewriteReport:
     """Write the committed state of ``src`` into a new, compact campaign file."""
     report = RewriteReport()
-    _layout.create_file(dst_path)
+    _layout.new_file(dst_path)
     with h5py.File(
         dst_path,
         "r+",
@@ -295,8 +325,8 @@ def rewrite_target(path: str | os.PathLike[str]) -> Path:
 
 
 def remove_stale_scratch(path: Path) -> None:
-    """Remove scratch files of a compact or recover that was killed (caller holds the lock)."""
-    _scratch.remove_stale(path, ("compact", "recover"))
+    """Remove scratch files of killed runs, old releases' names too (caller holds the lock)."""
+    _scratch.remove_stale(path, legacy=True)  # (legacy: only under the lock)
 
 
 def rewrite_in_place(

@@ -1,46 +1,104 @@
-"""Scratch files: the one naming scheme of the files hards-h5 builds beside a campaign file.
+"""Scratch files next to a campaign file: one naming scheme, one cleaner, for every kind.
 
-A new file is built under a hidden scratch name in the campaign file's directory
-and moved or linked into place when complete, so that it appears whole or not at
-all: ``create`` (a new campaign file), ``compact`` and ``recover`` (the rewrite),
-``merge`` (a new merge output).  Each name starts with ``.<campaign name>.`` and
-carries a random part, so that concurrent builders never collide.
+Creating a campaign file, merging into a new output, compacting and recovering each
+build a file under a scratch name in the campaign file's directory and move it into
+place when it is complete.  A process killed meanwhile leaves its scratch file
+behind; the next run of any of them, or the next writer to open the file, removes it.
+
+A scratch file is ``.<campaign name>.<kind>-<host>-<pid>-<random>``: ``<host>``
+hashes the machine's name and ``<pid>`` is the process that owns it.  It is stale
+only when its owner is gone — made on this machine by a process that no longer
+exists — so two live runs never remove each other's scratch files.  Scratch files
+made on another machine (a shared filesystem) are left alone: whether their owner
+still runs cannot be told from here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
+import re
 import secrets
-from collections.abc import Iterable
+import socket
 from pathlib import Path
-from typing import Literal
+from typing import Final
 
-__all__ = ["Kind", "existing", "remove_stale", "scratch_path"]
+from hards_h5.store.writer_info import sidecar_path
 
-Kind = Literal["create", "compact", "recover", "merge"]
+__all__ = ["KINDS", "remove_stale", "scratch_path"]
 
+KINDS: Final = ("create", "merge", "compact", "recover")
+"""Every kind of scratch file, as it appears in the name."""
 
-def scratch_path(path: Path, kind: Kind) -> Path:
-    """Return a new scratch name for building ``path`` (see the module docstring)."""
-    if kind == "create":
-        return path.with_name(f".{path.name}.{secrets.token_hex(6)}.creating")
-    return path.with_name(f".{path.name}.{kind}-{secrets.token_hex(4)}")
+_HOST: Final = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
-def remove_stale(path: Path, kinds: Iterable[Kind]) -> None:
-    """Remove the scratch files of ``kinds`` left beside ``path`` by killed builders.
+def scratch_path(target: Path, kind: str) -> Path:
+    """Return a new scratch name for building ``target`` (a ``kind`` from :data:`KINDS`)."""
+    if kind not in KINDS:
+        msg = f"unknown scratch kind {kind!r}"
+        raise ValueError(msg)
+    return target.with_name(f".{target.name}.{kind}-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}")
 
-    Only for kinds whose builders hold a lock the caller now holds (compact and
-    recover: the campaign file's exclusive lock), so that no running one's is
-    removed.
+
+def remove_stale(target: Path, *, legacy: bool = False) -> list[Path]:
+    """Remove scratch files of ``target`` whose owner is gone; return what was removed.
+
+    ``target``'s own name and, for a symbolic link, its target's are both cleaned.
+    With ``legacy`` (only while holding the file's exclusive lock), the scratch
+    files earlier releases named without their owner go too.
+    Errors are ignored: cleaning never stops the run that does it.
     """
-    for kind in kinds:
-        for stale in existing(path, kind):
+    removed = _remove_stale_of(target, legacy=legacy)
+    with contextlib.suppress(OSError):
+        if target.is_symlink():
+            removed += _remove_stale_of(target.resolve(), legacy=legacy)
+    return removed
+
+
+def _remove_stale_of(target: Path, *, legacy: bool) -> list[Path]:
+    name = re.escape(target.name)
+    owned = re.compile(
+        rf"\.{name}\.(?:{'|'.join(KINDS)})-([0-9a-f]{{8}})-([0-9]{{1,10}})-[0-9a-f]{{8}}"
+    )
+    # Earlier releases: ".<name>.compact-<hex>", ".<name>.<hex>.creating" and the
+    # ".creating" file of a compact's scratch file, "..<name>.compact-<hex>.<hex>.creating".
+    old = re.compile(
+        rf"(\.?\.{name}\.(?:compact|recover)-[0-9a-f]{{8}})?"
+        rf"(?(1)(?:\.[0-9a-f]{{12}}\.creating)?|\.{name}\.[0-9a-f]{{12}}\.creating)"
+    )
+    directory = target.parent
+    removed: list[Path] = []
+    try:
+        entries = [e.name for e in os.scandir(directory) if target.name in e.name]
+    except OSError:
+        return removed
+    for entry in entries:
+        match = owned.fullmatch(entry)
+        if match is not None:
+            stale = _owner_gone(match.group(1), int(match.group(2)))
+        else:
+            stale = legacy and old.fullmatch(entry) is not None
+        if stale:
             with contextlib.suppress(OSError):
-                stale.unlink()
+                (directory / entry).unlink()
+                removed.append(directory / entry)
+            with contextlib.suppress(OSError):  # the killed writer's note (a merge's)
+                sidecar_path(directory / entry).unlink()
+    return removed
 
 
-def existing(path: Path, kind: Kind) -> list[Path]:
-    """Return the scratch files of ``kind`` beside ``path`` (running builders' too)."""
-    pattern = f".{path.name}.*.creating" if kind == "create" else f".{path.name}.{kind}-*"
-    return list(path.parent.glob(pattern))
+def _owner_gone(host: str, pid: int) -> bool:
+    """Whether the process ``pid`` of machine ``host`` (hashed) is known to be gone."""
+    if host != _HOST:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):  # alive (another user's), or absurd
+        return False
+    return False

@@ -9,7 +9,6 @@ reported together: a merge either happens completely or not at all.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,18 +26,12 @@ from hards_h5.store import blobs as _blobs
 from hards_h5.store import codec as _codec
 from hards_h5.store import layout as _layout
 from hards_h5.store import scratch as _scratch
-from hards_h5.store import writer_info as _writer_info
-from hards_h5.store.live import in_use
 from hards_h5.store.log import DatasetLog, FileRef
 from hards_h5.store.progress import Progress, Tally
 
 __all__ = ["MergeConflictError", "MergeReport", "merge"]
 
 _Key = tuple[tuple[str, ...], str]  # (dataset path, datapoint name; "" = the dataset)
-
-
-ABANDONED_AFTER = 600.0
-"""Seconds an unheld merge scratch file stays unchanged before a merge removes it."""
 
 
 @dataclass
@@ -166,7 +159,7 @@ def merge(
             raise MergeSourceError(msg)
     for src in sources:  # a missing or unreadable input fails before OUTPUT is touched
         H5Database(src, "r").close()
-    _remove_abandoned_scratch(out)
+    _scratch.remove_stale(out)  # left by killed runs (merges', compacts'...)
     if exists:  # an existing output is rolled back if the merge fails part way
         _merge_into(out, sources, report, timeout=timeout, progress=progress)
         return report
@@ -174,8 +167,8 @@ def merge(
     # it appears complete or not at all, and a failure never removes a file that
     # another process created meanwhile.
     scratch = _scratch.scratch_path(out, "merge")
-    _layout.create_file(scratch)
     try:
+        _layout.new_file(scratch)
         _merge_into(scratch, sources, report, timeout=None, progress=progress)
         try:
             os.link(scratch, out)
@@ -189,24 +182,6 @@ def merge(
     finally:
         scratch.unlink(missing_ok=True)
     return report
-
-
-def _remove_abandoned_scratch(out: Path) -> None:
-    """Remove the scratch files of killed merges into ``out``.
-
-    A running merge holds its scratch file open (HDF5's lock) and keeps writing
-    it; one that no process holds and that has not changed for
-    :data:`ABANDONED_AFTER` seconds was left by a merge that was killed.
-    """
-    now = time.time()
-    for scratch in _scratch.existing(out, "merge"):
-        try:
-            if now - scratch.stat().st_mtime < ABANDONED_AFTER or in_use(scratch):
-                continue
-            scratch.unlink()
-            _writer_info.sidecar_path(scratch).unlink(missing_ok=True)  # its writer's note
-        except OSError:  # (gone meanwhile, or not ours to remove: left alone)
-            continue
 
 
 def _merge_into(
