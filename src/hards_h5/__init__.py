@@ -35,6 +35,7 @@ from hards_h5.errors import (
     SourceFileError,
     StorageFullError,
     StoreFileNotFoundError,
+    TruncatedFileError,
 )
 from hards_h5.tools.maintenance import CheckReport, RewriteReport, check, compact, recover
 from hards_h5.tools.merge import MergeReport, merge
@@ -74,6 +75,7 @@ __all__ = [
     "SourceFileError",
     "StorageFullError",
     "StoreFileNotFoundError",
+    "TruncatedFileError",
     "__version__",
     "check",
     "compact",

@@ -38,6 +38,7 @@ __all__ = [
     "SourceFileError",
     "StorageFullError",
     "StoreFileNotFoundError",
+    "TruncatedFileError",
 ]
 
 
@@ -78,6 +79,10 @@ class InvalidFilterError(HARDSError, ValueError):
 
 class CorruptFileError(HARDSError, OSError):
     """The campaign file is truncated, damaged or otherwise unreadable."""
+
+
+class TruncatedFileError(CorruptFileError):
+    """The campaign file is shorter than its own records say (cut short, or still growing)."""
 
 
 class NotAHardsFileError(CorruptFileError):

@@ -40,6 +40,7 @@ from hards_h5.errors import (
     RecoveryNeededError,
     StorageFullError,
     StoreFileNotFoundError,
+    TruncatedFileError,
 )
 from hards_h5.store import scratch as _scratch
 from hards_h5.store.superblock import HDF5_SIGNATURE
@@ -424,6 +425,8 @@ def _translate_open_error(path: Path, exc: OSError) -> Exception:
     if isinstance(exc, PermissionError) or exc.errno in {errno.EACCES, errno.EPERM, errno.EROFS}:
         return PermissionError(exc.errno, f"{path}: permission denied for this mode: {text}")
     msg = f"{path}: damaged or truncated HDF5 file, cannot open it: {text}"
+    if "truncated file" in lowered:
+        return TruncatedFileError(msg)
     return CorruptFileError(msg)
 
 

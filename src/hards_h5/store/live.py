@@ -31,11 +31,11 @@ from pathlib import Path
 import h5py
 
 from hards_h5.errors import (
-    CorruptFileError,
     DatabaseLockedError,
     HARDSError,
     OpenInThisProcessError,
     RecoveryNeededError,
+    TruncatedFileError,
 )
 from hards_h5.store import layout as _layout
 from hards_h5.store import writer_info as _writer_info
@@ -96,11 +96,11 @@ def _open_current(path: Path, mode: str, *, swmr: bool) -> h5py.File:
     for attempt in range(_REPLACED_TRIES):
         try:
             h5 = _open_live_aware(path, mode, swmr=swmr)
-        except CorruptFileError as exc:
+        except TruncatedFileError:
             # HDF5 reads the file's size before it takes its lock: a writer that
             # grew the file in between makes it look truncated.  Real truncation
             # stays; a size read too early does not.
-            if "truncated file" not in str(exc) or attempt >= _STALE_SIZE_TRIES:
+            if attempt >= _STALE_SIZE_TRIES:
                 raise
             continue
         # (A dead writer's file read through its flags-cleared view (driver
