@@ -133,7 +133,7 @@ def _verify(path: Path, points: int, files: int) -> tuple[int, int]:
 
 def _recover_in_child(path: Path, kill_after: float) -> bool:
     """Run recover in a child process; kill it after ``kill_after`` s. True if killed."""
-    code = "import sys; from hards_h5._recover import recover; recover(sys.argv[1])"
+    code = "import sys; from hards_h5.tools.maintenance import recover; recover(sys.argv[1])"
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)])
     try:
         proc.wait(timeout=kill_after)

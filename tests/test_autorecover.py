@@ -15,9 +15,9 @@ import pytest
 
 from cli_runner import python_child
 from hards_h5 import AutoRecoveryWarning, DatabaseLockedError, H5Database
-from hards_h5._autorecover import _lock
-from hards_h5._recover import check
-from hards_h5._superblock import status_flags
+from hards_h5.store.autorecover import _lock
+from hards_h5.store.superblock import status_flags
+from hards_h5.tools.maintenance import check
 
 WRITE_AND_HANG = """
 import sys, time

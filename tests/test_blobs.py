@@ -18,9 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hards_h5 import H5Database, _blobs, _layout, check, compact
-from hards_h5._log import FileRef
+from hards_h5 import H5Database, check, compact
 from hards_h5.errors import CorruptFileError, FileIntegrityError
+from hards_h5.store import blobs as _blobs
+from hards_h5.store import layout as _layout
+from hards_h5.store.log import FileRef
 
 MIB = 1 << 20
 
@@ -64,7 +66,7 @@ SIZES = [3, MIB - 3, MIB, 2 * MIB + 5, 0, MIB - 1, 1, 17 * MIB + 3, 3 * MIB]
 def test_files_at_every_alignment_with_the_real_chunk(db_path: Path, tmp_path: Path) -> None:
     with H5Database.create_database(db_path) as db:
         db.create_dataset("ds")
-        assert _blobs._direct_chunk_size(db._blobs()) == _layout.BLOBS_CHUNK
+        assert _blobs._direct_chunk_size(db.store.blobs()) == _layout.BLOBS_CHUNK
     sources = [_source(tmp_path, f"s{i}", size, i) for i, size in enumerate(SIZES)]
     _add_all(db_path, sources[:4])  # two sessions: the second starts mid-chunk
     _add_all(db_path, sources[4:], first=4)
@@ -101,7 +103,7 @@ def test_a_filtered_blobs_array_takes_slice_writes(db_path: Path, tmp_path: Path
             compression_opts=1,
         )
     with H5Database(db_path) as db:
-        assert _blobs._direct_chunk_size(db._blobs()) == 0
+        assert _blobs._direct_chunk_size(db.store.blobs()) == 0
     sources = [_source(tmp_path, f"s{i}", size, i) for i, size in enumerate(SIZES[:5])]
     _add_all(db_path, sources)
     _assert_round_trip(db_path, sources)
@@ -129,7 +131,7 @@ def test_any_sequence_of_sizes_round_trips_with_small_chunks(
     db_path = directory / "c.h5"
     with H5Database.create_database(db_path) as db:
         db.create_dataset("ds")
-        assert _blobs._direct_chunk_size(db._blobs()) == 4096
+        assert _blobs._direct_chunk_size(db.store.blobs()) == 4096
     sources = [_source(directory, f"s{i}", size, size) for i, size in enumerate(sizes)]
     cut = [len(sources) * k // sessions for k in range(sessions + 1)]
     for k in range(sessions):
@@ -301,7 +303,7 @@ def test_a_blobs_array_of_another_type_is_refused(db_path: Path, tmp_path: Path)
         with pytest.raises(CorruptFileError, match="not 1-D bytes"):
             point.add_file(src, name="f.bin")
         assert point.files == []
-        assert db._blobs().shape == (0,)
+        assert db.store.blobs().shape == (0,)
 
 
 def test_a_file_with_an_old_superblock_checks_and_compacts(db_path: Path, tmp_path: Path) -> None:

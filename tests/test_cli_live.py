@@ -16,7 +16,7 @@ import pytest
 
 from cli_runner import hards, python_child
 from hards_h5 import DatabaseLockedError, H5Database
-from hards_h5._writer_info import read, sidecar_path
+from hards_h5.store.writer_info import read, sidecar_path
 
 # A writer that adds a datapoint to "random" every 20 ms once live, flushing each.
 # Commands on stdin: "live" starts SWMR live mode, "close" closes and exits.

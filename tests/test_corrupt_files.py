@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from hards_h5 import H5Database
-from hards_h5._layout import ATTR_FORMAT
+from hards_h5.store.layout import ATTR_FORMAT
 
 READ_ALL = """
 import sys

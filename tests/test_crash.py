@@ -16,8 +16,8 @@ import pytest
 import fault_harness
 from cli_runner import hards
 from hards_h5 import CorruptFileError, DatabaseLockedError, H5Database
-from hards_h5._recover import check, compact, recover
-from hards_h5._superblock import clear_status_flags, lookup3, status_flags
+from hards_h5.store.superblock import clear_status_flags, lookup3, status_flags
+from hards_h5.tools.maintenance import check, compact, recover
 
 
 def _run(trials: int, tmp_path: Path) -> None:

@@ -27,8 +27,8 @@ from hards_h5 import (
     SourceFileError,
     StorageFullError,
 )
-from hards_h5._cache import ExtractionCache
-from hards_h5._recover import recover
+from hards_h5.store.cache import ExtractionCache
+from hards_h5.tools.maintenance import recover
 
 SETTINGS = settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -51,7 +51,7 @@ def _unchanged(db: H5Database) -> None:
     assert ds.children == []
     assert ds.get_datapoint("p").data == {"keep": 1}
     assert ds.get_datapoint("p").files == []
-    assert not db._log(("ds",)).has_pending
+    assert not db.store.log(("ds",)).has_pending
 
 
 class Weird:
@@ -158,11 +158,11 @@ def test_hostile_file_sources(db: H5Database, tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo")
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     (tmp_path / "to-dir").symlink_to(tmp_path / "dir")
-    blobs_before = db._blobs().shape[0]
+    blobs_before = db.store.blobs().shape[0]
     for bad in ("dir", "fifo", "dangling", "to-dir", "missing"):
         with pytest.raises(SourceFileError):
             point.add_file(tmp_path / bad, name="x.bin")
-    assert db._blobs().shape[0] == blobs_before
+    assert db.store.blobs().shape[0] == blobs_before
     _unchanged(db)
     # A symlink to a regular file elsewhere is followed: its content is copied in.
     outside = tmp_path / "outside.txt"
@@ -178,19 +178,19 @@ def test_directory_or_missing_source_is_a_missing_file_not_a_bad_name(
     db: H5Database, tmp_path: Path
 ) -> None:
     point = db.get_dataset("ds").get_datapoint("p")
-    blobs_before = db._blobs().shape[0]
+    blobs_before = db.store.blobs().shape[0]
     for bad in (".", Path(".."), Path("/"), tmp_path / "sub" / "..", tmp_path / "no such"):
         with pytest.raises(SourceFileError):  # a DoesNotExistError, as the API says
             point.add_file(bad)
     assert point.files == []
-    assert db._blobs().shape[0] == blobs_before
+    assert db.store.blobs().shape[0] == blobs_before
 
 
 def test_the_campaign_file_cannot_be_attached_to_itself(db: H5Database) -> None:
-    blobs_before = db._blobs().shape[0]
+    blobs_before = db.store.blobs().shape[0]
     with pytest.raises(SourceFileError, match="campaign file itself"):
         db.get_dataset("ds").get_datapoint("p").add_file(db.path, name="snapshot.h5")
-    assert db._blobs().shape[0] == blobs_before
+    assert db.store.blobs().shape[0] == blobs_before
     assert db.get_dataset("ds").get_datapoint("p").files == []
 
 
@@ -214,7 +214,7 @@ def _planted_cache(tmp_path: Path) -> tuple[H5Database, Path, bytes]:
     src.write_text("the real result")
     db = H5Database.create_database(tmp_path / "c.h5", cache_dir=tmp_path / "cache")
     db.create_dataset("ds").create_datapoint("p").add_file(src)
-    sha = db._log(("ds",)).files(1)["result.txt"].sha256
+    sha = db.store.log(("ds",)).files(1)["result.txt"].sha256
     return db, tmp_path / "cache", sha
 
 
@@ -356,11 +356,11 @@ def test_disk_full_is_a_clear_error_and_flushed_data_survives(
 FILL_DATA = """
 import sys
 from pathlib import Path
-import hards_h5._log
+import hards_h5.store.log
 from hards_h5 import H5Database, StorageFullError
 path, checked = Path(sys.argv[1]), sys.argv[2] == "checked"
 if not checked:  # let ENOSPC reach HDF5 itself, as when another process fills the disk
-    hards_h5._log.check_space = lambda *args, **kwargs: None
+    hards_h5.store.log.check_space = lambda *args, **kwargs: None
 ballast = path.with_name("ballast")
 ballast.write_bytes(bytes(6 << 20))
 db = H5Database.create_database(path)
@@ -438,7 +438,7 @@ def test_disk_full_while_spilling_keeps_the_change_for_the_next_flush(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A full disk met by an automatic spill (not a flush) loses nothing unflushed."""
-    import hards_h5._log as log_module
+    import hards_h5.store.log as log_module
 
     full = {"on": False}
     real_check = log_module.check_space
@@ -476,9 +476,9 @@ def test_disk_full_while_spilling_keeps_the_change_for_the_next_flush(
 FILL_BLOB = """
 import os, sys
 from pathlib import Path
-import hards_h5._layout
+import hards_h5.store.layout
 from hards_h5 import H5Database, StorageFullError
-hards_h5._layout.check_space = lambda *args, **kwargs: None  # let HDF5 meet ENOSPC itself
+hards_h5.store.layout.check_space = lambda *args, **kwargs: None  # let HDF5 meet ENOSPC itself
 path, big, small = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 ballast = path.with_name("ballast")
 ballast.write_bytes(bytes(6 << 20))
@@ -490,7 +490,7 @@ try:
     point.add_file(big)
 except StorageFullError as exc:
     print("REFUSED", exc, flush=True)
-print("BLOBS", db._blobs().shape[0], flush=True)
+print("BLOBS", db.store.blobs().shape[0], flush=True)
 ballast.unlink()  # the user frees space
 point.add_file(small)
 db.close()
@@ -525,7 +525,7 @@ def test_disk_filling_inside_hdf5_during_add_file(small_disk: Path, tmp_path: Pa
 
 
 def test_temporaries_of_killed_extractions_are_cleaned_up(tmp_path: Path) -> None:
-    from hards_h5._cache import _HOST
+    from hards_h5.store.cache import _HOST
 
     db, _, _ = _planted_cache(tmp_path)
     point = db.get_dataset("ds").get_datapoint("p")

@@ -249,7 +249,7 @@ def test_unwritable_cache_is_a_cache_error(tmp_path: Path) -> None:
 def test_temporaries_of_killed_extractions_under_any_name_are_cleaned_up(
     tmp_path: Path,
 ) -> None:
-    from hards_h5._cache import _HOST, _TMP_PREFIX
+    from hards_h5.store.cache import _HOST, _TMP_PREFIX
 
     path, content = _campaign(tmp_path, 1000)
     cache = tmp_path / "cache"

@@ -19,15 +19,13 @@ from pathlib import Path
 import pytest
 
 from cli_runner import python_child
-from hards_h5 import DatabaseExistsError, DatabaseLockedError, H5Database
-from hards_h5._merge import merge
-from hards_h5._recover import compact, recover
+from hards_h5 import DatabaseExistsError, DatabaseLockedError, H5Database, compact, merge, recover
 
 COMPACTOR = """
 import fcntl, random, sys, time, traceback
 from pathlib import Path
 from hards_h5 import DatabaseLockedError
-from hards_h5._recover import compact, recover
+from hards_h5 import compact, recover
 path, stop, verb, pause = sys.argv[1], Path(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 
 def preempted(event, args):
@@ -169,8 +167,8 @@ def test_two_recovers_and_two_writers_lose_nothing(tmp_path: Path) -> None:
 STOPPED = """
 import sys, time
 from hards_h5 import H5Database
-from hards_h5._merge import merge
-from hards_h5._recover import compact, recover
+from hards_h5 import merge
+from hards_h5 import compact, recover
 verb, path, other = sys.argv[1], sys.argv[2], sys.argv[3]
 
 def stop(*_args):

@@ -11,7 +11,7 @@ import pytest
 
 from cli_runner import hards
 from hards_h5 import FileIntegrityError, H5Database, MergeConflictError, MergeSourceError, merge
-from hards_h5._nodes import iter_datasets
+from hards_h5.api.nodes import iter_datasets
 
 
 def _shard(path: Path, worker: int, src: Path) -> None:
@@ -238,3 +238,40 @@ def test_a_new_output_appears_complete_or_not_at_all(tmp_path: Path) -> None:
     assert report.datapoints == 100
     with H5Database(out, "r") as db:
         assert len(db.recursively_get_dataset("mc/sub").datapoints) == 100
+
+
+# Merges the shards given into a new output and hangs once the copy (the second
+# half of the progress count) has started: its scratch file is then being written.
+MERGE_AND_HANG = """
+import sys, time
+from hards_h5 import merge
+def hang(done, total):
+    if done * 2 > total:
+        print("COPYING", flush=True)
+        time.sleep(600)
+merge(sys.argv[1], sys.argv[2:], progress=hang)
+"""
+
+
+def test_a_killed_merges_scratch_file_is_removed_by_a_later_merge(tmp_path: Path) -> None:
+    import signal
+
+    from cli_runner import python_child
+
+    shards = [tmp_path / f"shard{w}.h5" for w in range(3)]
+    for w, shard in enumerate(shards):
+        _shard(shard, w, tmp_path / "log.txt")
+    out = tmp_path / "campaign.h5"
+    proc = python_child(MERGE_AND_HANG, str(out), *map(str, shards))
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "COPYING"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    left = list(tmp_path.glob(".campaign.h5.merge-*"))
+    assert len(left) == 1
+    assert not out.exists()
+    assert (tmp_path / f".{left[0].name}.writer").exists()  # the killed merge's writer note
+    merge(out, shards)  # its owner (this host, that pid) is gone: removed at once
+    assert not [p.name for p in tmp_path.iterdir() if ".merge-" in p.name]  # nor its .writer
+    with H5Database(out, "r") as db:
+        assert len(db.recursively_get_dataset("mc/sub").datapoints) == 300

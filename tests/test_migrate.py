@@ -9,7 +9,7 @@ import pytest
 from hards.filesystem import FilesystemDatabase
 
 from hards_h5 import H5Database, H5Dataset, InvalidDataError
-from hards_h5._migrate import ORDER_FILE, export_seed, import_seed
+from hards_h5.tools.migrate import ORDER_FILE, export_seed, import_seed
 
 
 def _snapshot(root: Path) -> dict[str, bytes | object]:

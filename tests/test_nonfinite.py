@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hards_h5 import H5Database, InvalidDataError
-from hards_h5._codec import decode, dumps, encode_data
+from hards_h5.store.codec import decode, dumps, encode_data
 
 any_float = st.floats(allow_nan=True, allow_infinity=True)
 values = st.recursive(
@@ -129,7 +129,7 @@ def test_many_datapoints_with_nan_on_the_sealed_bulk_path(db_path: Path) -> None
 def test_import_seed_directory_with_nan_and_export_back(tmp_path: Path) -> None:
     from hards.filesystem import FilesystemDatabase
 
-    from hards_h5._migrate import export_seed, import_seed
+    from hards_h5.tools.migrate import export_seed, import_seed
 
     seed_dir = tmp_path / "seed"
     seed = FilesystemDatabase.create_database(seed_dir)

@@ -21,7 +21,7 @@ from hards_h5 import (
     ReadOnlyError,
     StoreFileNotFoundError,
 )
-from hards_h5._layout import ATTR_FORMAT, FORMAT_VERSION
+from hards_h5.store.layout import ATTR_FORMAT, FORMAT_VERSION
 
 
 @pytest.fixture

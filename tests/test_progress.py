@@ -15,7 +15,7 @@ from hards.filesystem import FilesystemDatabase
 
 from cli_runner import hards
 from hards_h5 import H5Database, check, compact, export_seed, import_seed, merge, recover
-from hards_h5._progress import Tally
+from hards_h5.store.progress import Tally
 
 N = 1200  # above the CLI's "big enough for a bar" threshold of 1000 units
 

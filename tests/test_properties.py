@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hards_h5 import H5Database, InvalidDataError, InvalidNameError
-from hards_h5._codec import encode_data
-from hards_h5._names import check_name
+from hards_h5.api.names import check_name
+from hards_h5.store.codec import encode_data
 
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 

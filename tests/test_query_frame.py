@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hards_h5 import H5Database, InvalidFilterError
-from hards_h5._query import compile_filter, parse_filter
+from hards_h5.api.query import compile_filter, parse_filter
 
 
 @pytest.fixture
@@ -243,7 +243,8 @@ def test_find_says_when_a_filter_compares_across_types(db_path: Path) -> None:
 
 
 def test_invalid_filter_error_lives_in_errors() -> None:
-    from hards_h5 import _query, errors
+    from hards_h5 import errors
+    from hards_h5.api import query as _query
 
     assert InvalidFilterError is errors.InvalidFilterError is _query.InvalidFilterError
     assert issubclass(InvalidFilterError, ValueError)

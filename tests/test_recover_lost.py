@@ -10,7 +10,7 @@ import pytest
 
 from cli_runner import hards
 from hards_h5 import H5Database, recover
-from hards_h5._layout import DATA, FILE, HEAP, RECORDS, dataset_path
+from hards_h5.store.layout import DATA, FILE, HEAP, RECORDS, dataset_path
 
 
 def _campaign(path: Path, tmp_path: Path) -> None:

@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 
 from cli_runner import python_child
 from hards_h5 import CorruptFileError, H5Database, check, compact, recover
-from hards_h5._layout import RECORD_DTYPE, SEAL_DTYPE, dataset_path, record_crc
-from hards_h5._log import DatasetLog
-from hards_h5._replay import State, apply_all, apply_each, heap_span
-from hards_h5._seal import SEAL_MIN_ROWS
+from hards_h5.store.layout import RECORD_DTYPE, SEAL_DTYPE, dataset_path
+from hards_h5.store.log import DatasetLog
+from hards_h5.store.records import record_crc
+from hards_h5.store.replay import State, apply_all, apply_each, heap_span
+from hards_h5.store.seal import SEAL_MIN_ROWS
 
 
 def _snapshot(log: DatasetLog) -> dict[str, Any]:
@@ -330,7 +331,7 @@ def test_sealed_and_record_by_record_reads_agree(
     path = Path(tempfile.mkdtemp(dir=tmp_path)) / "c.h5"
     src = path.parent / "src.bin"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("hards_h5._log.SEAL_MIN_ROWS", 1)
+        patch.setattr("hards_h5.store.log.SEAL_MIN_ROWS", 1)
         for session, ops in enumerate((first, second)):
             db = H5Database.create_database(path) if session == 0 else H5Database(path, "a")
             with db:

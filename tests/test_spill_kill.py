@@ -24,7 +24,8 @@ from hards_h5 import H5Database
 SPILLING_WRITER = """
 import os, signal, sys
 from pathlib import Path
-from hards_h5 import H5Database, _log
+from hards_h5 import H5Database
+from hards_h5.store import log as _log
 _log.SPILL_ROWS = int(sys.argv[3])
 write_pending = _log.DatasetLog.write_pending
 flushed = False

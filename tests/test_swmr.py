@@ -315,7 +315,7 @@ end, starts = time.monotonic() + float(sys.argv[2]), 0
 while time.monotonic() < end:
     with H5Database(sys.argv[1], timeout=30) as db:
         db.start_swmr()  # must never fail because another process probes the file
-        assert db._shared.live_lock.held
+        assert db.store.live_lock.held
         starts += 1
 print(starts)
 """

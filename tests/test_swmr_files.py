@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 
 from cli_runner import hards, python_child
-from hards_h5 import H5Database, _blobs
-from hards_h5._log import FileRef
+from hards_h5 import H5Database
 from hards_h5.errors import FileIntegrityError
+from hards_h5.store import blobs as _blobs
+from hards_h5.store.log import FileRef
 
 CONTENT = """
 import random

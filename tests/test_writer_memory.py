@@ -6,7 +6,8 @@ import gc
 import tracemalloc
 from typing import TYPE_CHECKING
 
-from hards_h5 import H5Database, _codec
+from hards_h5 import H5Database
+from hards_h5.store import codec as _codec
 
 if TYPE_CHECKING:
     from pathlib import Path

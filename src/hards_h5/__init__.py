@@ -6,13 +6,9 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from hards_h5._merge import MergeReport, merge
-from hards_h5._migrate import MigrationReport, export_seed, import_seed
-from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset
-from hards_h5._query import InvalidFilterError
-from hards_h5._recover import CheckReport, RewriteReport, check, compact, recover
+from hards_h5._version import __version__
+from hards_h5.api.nodes import H5Database, H5Datapoint, H5Dataset
+from hards_h5.api.query import InvalidFilterError
 from hards_h5.errors import (
     AlreadyExistsError,
     AutoRecoveryWarning,
@@ -39,7 +35,11 @@ from hards_h5.errors import (
     SourceFileError,
     StorageFullError,
     StoreFileNotFoundError,
+    TruncatedFileError,
 )
+from hards_h5.tools.maintenance import CheckReport, RewriteReport, check, compact, recover
+from hards_h5.tools.merge import MergeReport, merge
+from hards_h5.tools.migrate import MigrationReport, export_seed, import_seed
 
 __all__ = [
     "AlreadyExistsError",
@@ -75,6 +75,7 @@ __all__ = [
     "SourceFileError",
     "StorageFullError",
     "StoreFileNotFoundError",
+    "TruncatedFileError",
     "__version__",
     "check",
     "compact",

@@ -26,12 +26,19 @@ from rich.live import Live
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from hards_h5 import __version__, _layout, _live, _merge, _migrate, _recover, _writer_info
-from hards_h5._demo import estimate_pi, write_demo
-from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
-from hards_h5._query import parse_filter
-from hards_h5._superblock import status_flags
+from hards_h5 import __version__
+from hards_h5.api.nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
+from hards_h5.api.query import parse_filter
 from hards_h5.errors import AutoRecoveryWarning, DatabaseLockedError, RecoveryNeededError
+from hards_h5.store import layout as _layout
+from hards_h5.store import live as _live
+from hards_h5.store import rewrite as _rewrite
+from hards_h5.store import writer_info as _writer_info
+from hards_h5.store.superblock import status_flags
+from hards_h5.tools import maintenance as _recover
+from hards_h5.tools import merge as _merge
+from hards_h5.tools import migrate as _migrate
+from hards_h5.tools.demo import estimate_pi, write_demo
 
 __all__ = ["main"]
 
@@ -134,9 +141,9 @@ def _open(file: Path) -> H5Database:
 
 def _left_open(file: Path) -> HARDSError:
     """Return the error for a file whose writer flags are set: a writer now, or a stopped one."""
-    flags = _recover.preflight(file)
+    flags = _rewrite.preflight(file)
     error = DatabaseLockedError if _live.in_use(file) else RecoveryNeededError
-    return error(_with_flags(_recover.left_open_problem(file, flags), flags))
+    return error(_with_flags(_rewrite.left_open_problem(file, flags), flags))
 
 
 def _writer_is_live(file: Path) -> bool:
@@ -208,16 +215,16 @@ def info(file: Path) -> None:
 
     Example: hards-h5 info campaign.h5
     """
-    _recover.preflight(file)
+    _rewrite.preflight(file)
     with _open(file) as db:
         flags = status_flags(file)  # (after the open, which recovers a stopped writer's)
         datasets = list(iter_datasets(db))
         points = sum(len(d.datapoints) for d in datasets)
         files = sum(_file_totals(d)[0] for d in datasets)
-        h5 = db._file()  # noqa: SLF001 - read-only facts about the container
+        h5 = db.store.file()  # read-only facts about the container
         version = int(h5.attrs[_layout.ATTR_FORMAT])
         creator = h5.attrs.get(_layout.ATTR_CREATOR, "?")
-        blob_bytes = int(db._blobs().shape[0])  # noqa: SLF001
+        blob_bytes = int(db.store.blobs().shape[0])
         live = db.swmr_mode
     rows = [
         ("format version", str(version)),
@@ -640,7 +647,8 @@ def _counts(datasets: int, datapoints: int, files: int, *, sep: str = ", ") -> s
 
 def _file_totals(dataset: H5Dataset) -> tuple[int, int]:
     """Return the count and bytes of files on ``dataset`` and on its own datapoints."""
-    log = dataset._where()[0]  # noqa: SLF001 - counts without a node object per datapoint
+    db = dataset.database()  # counts from the log, without a node object per datapoint
+    log = db.store.log(tuple(dataset.path_to_database()), label=db.path)
     return log.file_totals()
 
 

@@ -32,11 +32,13 @@ __all__ = [
     "NameValidationError",
     "NodeNotFoundError",
     "NotAHardsFileError",
+    "OpenInThisProcessError",
     "ReadOnlyError",
     "RecoveryNeededError",
     "SourceFileError",
     "StorageFullError",
     "StoreFileNotFoundError",
+    "TruncatedFileError",
 ]
 
 
@@ -79,6 +81,10 @@ class CorruptFileError(HARDSError, OSError):
     """The campaign file is truncated, damaged or otherwise unreadable."""
 
 
+class TruncatedFileError(CorruptFileError):
+    """The campaign file is shorter than its own records say (cut short, or still growing)."""
+
+
 class NotAHardsFileError(CorruptFileError):
     """The path is not an HDF5 file, or is an HDF5 file not written by hards-h5."""
 
@@ -119,6 +125,13 @@ class DatabaseClosedError(HARDSError, ValueError):
 
 class DatabaseLockedError(HARDSError, BlockingIOError):
     """Another process holds the campaign file in a conflicting mode."""
+
+
+class OpenInThisProcessError(DatabaseLockedError):
+    """The file is open in another mode in this very process (HDF5 allows one).
+
+    A :class:`DatabaseLockedError` that waiting for other processes cannot end.
+    """
 
 
 class StorageFullError(HARDSError, OSError):

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from hards.api import AbstractDatapoint
 
-from hards_h5._nodes import H5Database, H5Dataset
+from hards_h5.api.nodes import H5Database, H5Dataset
 from hards_h5.errors import HARDSError, MissingDependencyError
 
 try:

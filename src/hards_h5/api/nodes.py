@@ -1,4 +1,4 @@
-"""H5Database, H5Dataset and H5Datapoint: the HARDS API over the on-disk layout."""
+"""H5Database, H5Dataset and H5Datapoint: the HARDS objects, on the store."""
 
 from __future__ import annotations
 
@@ -6,58 +6,56 @@ import contextlib
 import gc
 import os
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from itertools import count, repeat
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-import h5py
 from hards.api import AbstractDatabase, AbstractDatapoint, AbstractDataset
 
-from hards_h5 import (
-    _blobs,
-    _codec,
-    _frame,
-    _layout,
-    _live,
-    _query,
-    _scratch,
-    _shared,
-    _writer_info,
-)
-from hards_h5._cache import ExtractionCache, default_cache_root
-from hards_h5._log import DatasetLog
-from hards_h5._names import check_file_name, check_name, is_valid_name
+from hards_h5.api import frame as _frame
+from hards_h5.api import query as _query
+from hards_h5.api.handle import Handle
+from hards_h5.api.names import check_file_name, check_name, is_valid_name
 from hards_h5.errors import (
     AlreadyExistsError,
-    CorruptFileError,
-    DatabaseClosedError,
     DatabaseExistsError,
-    DatabaseLockedError,
-    LiveModeError,
     NameValidationError,
     NodeNotFoundError,
-    ReadOnlyError,
     SourceFileError,
-    StorageFullError,
 )
+from hards_h5.store import blobs as _blobs
+from hards_h5.store import codec as _codec
+from hards_h5.store import layout as _layout
+from hards_h5.store import scratch as _scratch
+from hards_h5.store import store as _store
+from hards_h5.store import writer_info as _writer_info
+from hards_h5.store.cache import ExtractionCache, default_cache_root
+from hards_h5.store.layout import DATASET_NODE
+from hards_h5.store.log import DatasetLog
+from hards_h5.store.store import Store
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["H5Database", "H5Datapoint", "H5Dataset"]
+__all__ = ["H5Database", "H5Datapoint", "H5Dataset", "iter_datasets"]
 
 Mode = Literal["r", "r+", "a"]
 _MODES: dict[str, str] = {"r": "r", "r+": "r+", "a": "r+"}
+
 Parent = Union["H5Database", "H5Dataset"]
 
 
 class _Children:
     """Child-dataset access shared by the database and datasets."""
 
-    _db: H5Database
+    _handle: Handle
     _names: tuple[str, ...]
+
+    def _as_parent(self) -> Parent:
+        """Return this node as the parent of its child datasets."""
+        raise NotImplementedError
 
     @property
     def children(self) -> list[str]:
@@ -69,7 +67,7 @@ class _Children:
             A new list; read from the file on every call.
 
         """
-        return list(self._db._group(self._names)[_layout.DATASETS])
+        return self._handle.children(self._names)
 
     def has_dataset(self, name: str) -> bool:
         """Return whether a child dataset called ``name`` exists.
@@ -87,7 +85,7 @@ class _Children:
         """
         if not is_valid_name(name):
             return False
-        return name in self._db._group(self._names)[_layout.DATASETS]
+        return self._handle.has_child(self._names, name)
 
     def get_dataset(self, name: str) -> H5Dataset:
         """Return the child dataset called ``name``.
@@ -110,9 +108,10 @@ class _Children:
         """
         if not self.has_dataset(name):
             where = "/".join(self._names) or "the database"
-            msg = f"{self._db.path}: {where} has no dataset {name!r}"
+            msg = f"{self._handle.path}: {where} has no dataset {name!r}"
             raise NodeNotFoundError(msg)
-        return H5Dataset(self._db, (*self._names, name), self)  # type: ignore[arg-type]
+        parent = self._as_parent()
+        return H5Dataset(parent.database(), self._handle, (*self._names, name), parent)
 
     def recursively_get_dataset(self, name: str) -> H5Dataset:
         """Follow ``a/b/c`` down the tree of datasets and return the last one.
@@ -157,7 +156,7 @@ class _Children:
         *path, point = self._path_parts(name, "datapoint")
         if not path:
             msg = (
-                f"{self._db.path}: datapoint path {name!r} names no dataset; "
+                f"{self._handle.path}: datapoint path {name!r} names no dataset; "
                 "give 'dataset/.../datapoint'"
             )
             raise NodeNotFoundError(msg)
@@ -178,7 +177,7 @@ class _Children:
             raise NameValidationError(msg)
         parts = [part for part in name.split("/") if part]
         if not parts:
-            msg = f"{self._db.path}: empty {what} path {name!r}"
+            msg = f"{self._handle.path}: empty {what} path {name!r}"
             raise NodeNotFoundError(msg)
         return parts
 
@@ -206,21 +205,21 @@ class _Children:
 
         """
         check_name(name, "dataset")
-        self._db._check_writable()
-        self._db._check_structural("create a dataset")
-        parent = self._db._group(self._names)[_layout.DATASETS]
-        if name in parent:
+        self._handle.check_writable()
+        self._handle.check_structural("create a dataset")
+        if not self._handle.new_dataset(self._names, name):
             where = "/".join(self._names) or "the database"
-            msg = f"{self._db.path}: {where} already has a dataset {name!r}"
+            msg = f"{self._handle.path}: {where} already has a dataset {name!r}"
             raise AlreadyExistsError(msg)
-        _layout.new_dataset_group(parent, name)
-        return H5Dataset(self._db, (*self._names, name), self)  # type: ignore[arg-type]
+        parent = self._as_parent()
+        return H5Dataset(parent.database(), self._handle, (*self._names, name), parent)
 
 
 class _DataAndFiles:
     """Data and attached files of a node (node 0 of a log = the dataset itself)."""
 
     _db: H5Database
+    _handle: Handle
 
     def _where(self) -> tuple[DatasetLog, int]:
         raise NotImplementedError
@@ -272,7 +271,7 @@ class _DataAndFiles:
 
         """
         converted = _codec.encode_data(new_data)
-        self._db._check_writable()
+        self._handle.check_writable()
         log, node = self._where()
         if converted:
             log.set_data(node, _codec.merge(log.data(node), converted))
@@ -335,17 +334,14 @@ class _DataAndFiles:
         log, node = self._where()
         ref = log.files(node).get(name)
         if ref is None:
-            msg = f"{self._db.path}: {self._label()} has no file {name!r}"
+            msg = f"{self._handle.path}: {self._label()} has no file {name!r}"
             raise NodeNotFoundError(msg)
-        db = self._db
+        handle = self._handle
 
         def extract(fd: int) -> None:
-            if db._swmr_reader:
-                _blobs.read_live_blob_into(db._blobs, ref, fd)
-            else:
-                _blobs.read_blob_into(db._blobs(), ref, fd)
+            handle.read_file(ref, fd)
 
-        return self._db._cache.get(ref.sha256, ref.size, name, extract)
+        return handle.cache.get(ref.sha256, ref.size, name, extract)
 
     def add_file(self, file: Path | str, *, name: str | None = None) -> None:
         """Copy ``file`` into the database under ``name`` (default: its own name).
@@ -373,18 +369,18 @@ class _DataAndFiles:
 
         """
         src = Path(file)
-        self._db._check_writable()
+        self._handle.check_writable()
         log, node = self._where()
         fd = _blobs.open_source(src)  # a missing path or a directory fails first
         try:
             stored = check_file_name(src.name if name is None else name)
-            if os.path.samestat(os.fstat(fd), self._db.path.stat()):
+            if os.path.samestat(os.fstat(fd), self._handle.path.stat()):
                 msg = (
                     f"cannot add file {src}: it is the campaign file itself "
                     "(copy it first to attach a snapshot)"
                 )
                 raise SourceFileError(msg)
-            ref = _blobs.write_blob(self._db._blobs(), fd)
+            ref = self._handle.write_file(fd)
         finally:
             os.close(fd)
         log.set_file(node, stored, ref)
@@ -397,18 +393,24 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
     ``recursively_get_dataset``), not by constructing them.
     """
 
-    def __init__(self, db: H5Database, names: tuple[str, ...], parent: Parent) -> None:
+    def __init__(
+        self, db: H5Database, handle: Handle, names: tuple[str, ...], parent: Parent
+    ) -> None:
         self._db = db
+        self._handle = handle
         self._names = names
         self._parent = parent
 
     def __repr__(self) -> str:
-        return f"<H5Dataset {'/'.join(self._names)!r} in {self._db.path}>"
+        """Return a short description naming the node and its file."""
+        return f"<H5Dataset {'/'.join(self._names)!r} in {self._handle.path}>"
 
     def __eq__(self, other: object) -> bool:
+        """Return whether ``other`` is the same node of the same open database."""
         return isinstance(other, H5Dataset) and (other._db, other._names) == (self._db, self._names)
 
     def __hash__(self) -> int:
+        """Hash consistently with ``__eq__``."""
         return hash((id(self._db), self._names))
 
     @property
@@ -422,7 +424,10 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         return self._parent
 
     def _where(self) -> tuple[DatasetLog, int]:
-        return self._db._log(self._names), 0
+        return self._handle.log(self._names), DATASET_NODE
+
+    def _as_parent(self) -> Parent:
+        return self
 
     def _label(self) -> str:
         return f"dataset {'/'.join(self._names)!r}"
@@ -437,7 +442,7 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
             A new list.
 
         """
-        return list(self._db._log(self._names).names)
+        return list(self._handle.log(self._names).names)
 
     def has_datapoint(self, name: str) -> bool:
         """Return whether this dataset has a datapoint called ``name``.
@@ -453,7 +458,7 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
             True if it exists.
 
         """
-        return self._db._log(self._names).node_of(name) is not None
+        return self._handle.log(self._names).node_of(name) is not None
 
     def get_datapoint(self, name: str) -> H5Datapoint:
         """Return this dataset's datapoint called ``name``.
@@ -474,11 +479,11 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
             If this dataset has no such datapoint (inherited ones are not searched).
 
         """
-        node = self._db._log(self._names).node_of(name)
+        node = self._handle.log(self._names).node_of(name)
         if node is None:
-            msg = f"{self._db.path}: {self._label()} has no datapoint {name!r}"
+            msg = f"{self._handle.path}: {self._label()} has no datapoint {name!r}"
             raise NodeNotFoundError(msg)
-        return H5Datapoint(self, node, name)
+        return H5Datapoint(self, self._handle, self._names, node, name)
 
     def create_datapoint(self, name: str) -> H5Datapoint:
         """Create a datapoint called ``name`` in this dataset and return it.
@@ -504,12 +509,12 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
 
         """
         check_name(name, "datapoint")
-        self._db._check_writable()
-        log = self._db._log(self._names)
+        self._handle.check_writable()
+        log = self._handle.log(self._names)
         if log.node_of(name) is not None:
-            msg = f"{self._db.path}: {self._label()} already has a datapoint {name!r}"
+            msg = f"{self._handle.path}: {self._label()} already has a datapoint {name!r}"
             raise AlreadyExistsError(msg)
-        return H5Datapoint(self, log.create(name), name)
+        return H5Datapoint(self, self._handle, self._names, log.create(name), name)
 
     def recursively_get_datapoints(
         self, *, reconstruct: bool = True, parents: bool = True
@@ -535,18 +540,27 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         out: list[AbstractDatapoint] = []
         dataset: H5Dataset = self
         while True:
-            names = dataset._db._log(dataset._names).names
+            handle, path = dataset._handle, dataset._names
+            names = handle.log(path).names
             with _no_gc():
-                out.extend(map(H5Datapoint, repeat(dataset), count(1), names))
+                out.extend(
+                    map(H5Datapoint, repeat(dataset), repeat(handle), repeat(path), count(1), names)
+                )
             if not parents or not isinstance(dataset._parent, H5Dataset):
                 return out
             dataset = dataset._parent
 
-    def _lineage(self, *, parents: bool) -> list[H5Dataset]:
-        """Return this dataset, then (``parents``) its ancestors up to the top level."""
-        chain: list[H5Dataset] = [self]
-        while parents and isinstance(chain[-1]._parent, H5Dataset):
-            chain.append(chain[-1]._parent)
+    def _lineage(self, *, parents: bool) -> list[tuple[H5Dataset, tuple[str, ...]]]:
+        """Return this dataset, then (``parents``) its ancestors up to the top level.
+
+        Each with its dataset names from the top of the file down.
+        """
+        dataset: H5Dataset = self
+        names = self._names
+        chain = [(dataset, names)]
+        while parents and isinstance(dataset._parent, H5Dataset):
+            dataset, names = dataset._parent, names[:-1]
+            chain.append((dataset, names))
         return chain
 
     def find(self, spec: Mapping[str, Any], *, parents: bool = True) -> list[H5Datapoint]:
@@ -583,11 +597,11 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         """
         matches, check_types = _query.compile_checked(spec)
         out: list[H5Datapoint] = []
-        for dataset in self._lineage(parents=parents):
-            log = self._db._log(dataset._names)
+        for dataset, names in self._lineage(parents=parents):
+            log = self._handle.log(names)
             for node, name in enumerate(log.names, start=1):
                 if matches(log.data(node)):
-                    out.append(H5Datapoint(dataset, node, name))
+                    out.append(H5Datapoint(dataset, self._handle, names, node, name))
         check_types()
         return out
 
@@ -638,7 +652,8 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         >>> df[df.dataset == "monte_carlo"].x.mean()  # doctest: +SKIP
 
         """
-        sources = [(d.fullname(), self._db._log(d._names)) for d in self._lineage(parents=parents)]
+        lineage = self._lineage(parents=parents)
+        sources = [(d.fullname(), self._handle.log(names)) for d, names in lineage]
         return _frame.frame(sources, origin=origin, files=files)
 
 
@@ -648,18 +663,23 @@ class H5Datapoint(_DataAndFiles, AbstractDatapoint):
     Obtain datapoints from a :class:`H5Dataset`, not by constructing them.
     """
 
-    __slots__ = ("_dataset", "_db", "_name", "_node")
+    __slots__ = ("_dataset", "_handle", "_name", "_names", "_node")
 
-    def __init__(self, dataset: H5Dataset, node: int, name: str) -> None:
+    def __init__(
+        self, dataset: H5Dataset, handle: Handle, names: tuple[str, ...], node: int, name: str
+    ) -> None:
         self._dataset = dataset
-        self._db = dataset._db
+        self._handle = handle
+        self._names = names  # the dataset's
         self._node = node
         self._name = name
 
     def __repr__(self) -> str:
-        return f"<H5Datapoint {self.fullname()!r} in {self._db.path}>"
+        """Return a short description naming the node and its file."""
+        return f"<H5Datapoint {self.fullname()!r} in {self._handle.path}>"
 
     def __eq__(self, other: object) -> bool:
+        """Return whether ``other`` is the same node of the same open database."""
         return (
             isinstance(other, H5Datapoint)
             and other._dataset == self._dataset
@@ -667,6 +687,7 @@ class H5Datapoint(_DataAndFiles, AbstractDatapoint):
         )
 
     def __hash__(self) -> int:
+        """Hash consistently with ``__eq__``."""
         return hash((hash(self._dataset), self._node))
 
     @property
@@ -679,14 +700,25 @@ class H5Datapoint(_DataAndFiles, AbstractDatapoint):
         """The dataset that holds this datapoint."""
         return self._dataset
 
+    def database(self) -> H5Database:
+        """Return the database this datapoint belongs to.
+
+        Returns
+        -------
+        H5Database
+            The open campaign file holding this datapoint.
+
+        """
+        return self._dataset.database()
+
     @property
     def data(self) -> dict[str, Any]:
         """The datapoint's JSON data, a fresh dict on every access (see ``H5Dataset.data``)."""
         # (_DataAndFiles.data without the _where tuple: the bulk read path)
-        return self._db._log(self._dataset._names).data(self._node)
+        return self._handle.log(self._names).data(self._node)
 
     def _where(self) -> tuple[DatasetLog, int]:
-        return self._db._log(self._dataset._names), self._node
+        return self._handle.log(self._names), self._node
 
     def _label(self) -> str:
         return f"datapoint {self.fullname()!r}"
@@ -758,30 +790,25 @@ class H5Database(_Children, AbstractDatabase):
             raise ValueError(msg)
         self._path = Path(location)
         self._names = ()
-        self._db = self
-        self._closed = True
         self._mode: str = _MODES[mode]
-        self._swmr_reader = swmr
         if mode == "a" and not os.path.lexists(self._path):
             with contextlib.suppress(DatabaseExistsError):  # another process was first
                 _layout.create_file(self._path)
-        # Every H5Database of one file in this process is a handle on one shared
-        # open file and record logs (see _shared): a notebook cell re-run opens the
-        # same file again, and both objects see, and keep, each other's changes.
-        self._shared = _shared.attach(
-            self._path, self._mode, swmr=swmr, timeout=timeout, release=_release
-        )
-        self._logs = self._shared.logs  # (emptied for this handle when it is closed)
-        self._closed = False
+        # Every H5Database of one file in this process is a handle on one Store
+        # (the open file and record logs, see hards_h5.store.store): a notebook
+        # cell re-run opens the same file again, and both objects see, and keep,
+        # each other's changes.
+        store = _store.attach(self._path, self._mode, swmr=swmr, timeout=timeout)
+        self._handle = Handle(store, self._path, self._mode, swmr_reader=swmr)
         if self._mode != "r":  # say who writes the file, for other processes' messages
-            _writer_info.announce(self._shared.path)
+            _writer_info.announce(store.path)
             _scratch.remove_stale(self._path)  # clean up after killed maintenance runs
         # Code written for the seed never calls close(): pending records are written
         # and the file closed when the last handle on it is collected or the
         # interpreter exits (weakref.finalize, not __del__); close() runs the same
         # finalizer.
-        self._finalizer = weakref.finalize(self, _shared.detach, self._shared)
-        self._cache = ExtractionCache(Path(cache_dir) if cache_dir else default_cache_root())
+        self._finalizer = weakref.finalize(self, _store.detach, store)
+        self._handle.cache = ExtractionCache(Path(cache_dir) if cache_dir else default_cache_root())
 
     @classmethod
     def create_database(
@@ -838,17 +865,33 @@ class H5Database(_Children, AbstractDatabase):
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` has been called."""
-        return self._closed
+        return self._handle.closed
+
+    @property
+    def store(self) -> Store:
+        """The storage engine beneath this database, for hards-h5's own tools.
+
+        Not part of the HARDS API: :mod:`hards_h5.tools` and the command line
+        reach the file's record logs and blobs through it.
+
+        Raises
+        ------
+        DatabaseClosedError
+            If the database is closed.
+
+        """
+        return self._handle.live()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"mode={self._mode!r}"
+        """Return a short description naming the node and its file."""
+        state = "closed" if self._handle.closed else f"mode={self._mode!r}"
         return f"<H5Database {str(self._path)!r} {state}>"
 
     # ----------------------------------------------------------------- SWMR
     @property
     def swmr_mode(self) -> bool:
         """True for a writer after :meth:`start_swmr` and for a ``swmr=True`` reader."""
-        return self._shared.live or self._swmr_reader
+        return self._handle.store.live or self._handle.swmr_reader
 
     def start_swmr(self) -> None:
         """Switch this writer to SWMR live mode: readers may now watch the file.
@@ -866,28 +909,8 @@ class H5Database(_Children, AbstractDatabase):
             On a database opened with ``mode="r"``.
 
         """
-        self._check_writable()
-        shared = self._shared
-        if shared.live:
-            return
-        h5 = self._file()
-        _write_through(h5, shared.logs, shared.path, closing=False)
-        # HDF5 drops its own file lock when SWMR starts, so the live writer holds
-        # its own lock until the file is closed: taken before HDF5 lets go where
-        # the platform allows it, so that no moment passes with the file unlocked.
-        # (If starting fails, the live lock stays until close: HDF5 may have let
-        # go of its own lock by then.)
-        early = shared.live_lock.before_hdf5_unlocks
-        if early:
-            try:
-                shared.live_lock.acquire(shared.path)
-            except DatabaseLockedError:  # e.g. NFS, where flock is a POSIX lock too
-                early = False
-        _live.start_swmr_write(h5, shared.path)
-        if not early:
-            shared.live_lock.acquire(shared.path, use_flock=True)
-        shared.live = True
-        _writer_info.went_live(shared.path)
+        self._handle.check_writable()
+        self._handle.live().start_swmr()
 
     def refresh(self) -> None:
         """Make this reader see what the SWMR writer has flushed since the last call.
@@ -897,11 +920,7 @@ class H5Database(_Children, AbstractDatabase):
         new datapoints, data and files too.  A reader beside a writer in the same
         process shares the writer's file and sees its changes without refreshing.
         """
-        self._file()
-        if not self._shared.swmr_reader:
-            return
-        for log in self._shared.logs.values():
-            log.refresh()
+        self._handle.live().refresh()
 
     # ---------------------------------------------------------------- lifecycle
     def flush(self) -> None:
@@ -910,10 +929,10 @@ class H5Database(_Children, AbstractDatabase):
         When ``flush`` returns, every datapoint, data change and file added before
         it is on stable storage.
         """
-        h5 = self._file()
+        store = self._handle.live()
         if self._mode == "r":
             return
-        _write_through(h5, self._shared.logs, self._shared.path, closing=False)
+        store.write_through(closing=False)
 
     def close(self) -> None:
         """Flush (see :meth:`flush`) and close the file; safe to call twice.
@@ -921,17 +940,17 @@ class H5Database(_Children, AbstractDatabase):
         Other :class:`H5Database` objects this process has open on the same file
         keep it open (and keep working); the file is closed with the last of them.
         """
-        if self._closed:
+        if self._handle.closed:
             return
         try:
-            if self._shared.handles > 1:  # (the last handle's finalizer writes all)
+            if self._handle.store.handles > 1:  # (the last handle's finalizer writes all)
                 self.flush()
         finally:
-            self._closed = True
-            self._logs = {}  # a closed handle finds no log, and _log() says it is closed
+            self._handle.closed = True  # a closed handle finds no log: it says it is closed
             self._finalizer()
 
     def __enter__(self) -> Self:
+        """Return this database, closed again when the ``with`` block ends."""
         return self
 
     def __exit__(
@@ -940,66 +959,12 @@ class H5Database(_Children, AbstractDatabase):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the database (see :meth:`close`)."""
         self.close()
 
     # ----------------------------------------------------------------- internals
-    def _file(self) -> h5py.File:
-        if self._closed:
-            msg = f"{self._path}: the database is closed"
-            raise DatabaseClosedError(msg)
-        return self._shared.file()
-
-    def _group(self, names: Sequence[str]) -> h5py.Group:
-        try:
-            return self._file()[_layout.dataset_path(tuple(names))]
-        except KeyError:
-            msg = f"{self._path}: dataset {'/'.join(names)!r} no longer exists"
-            raise NodeNotFoundError(msg) from None
-
-    def _log(self, names: tuple[str, ...]) -> DatasetLog:
-        log = self._logs.get(names)
-        if log is None:
-            shared = self._shared
-            group = self._group(names)
-            try:
-                log = DatasetLog(group, writable=shared.mode != "r")
-            except (KeyError, OSError, RuntimeError, ValueError) as exc:
-                msg = f"{self._path}: damaged dataset {'/'.join(names)!r}: {exc}"
-                raise CorruptFileError(msg) from exc
-            if log.torn_rows and not shared.swmr_reader:
-                # Only a live SWMR reader may see records still being written; in a
-                # closed (or recovered) file every record is complete, so a bad one
-                # is damage.  Refuse rather than silently show a shorter dataset.
-                msg = (
-                    f"{self._path}: dataset {'/'.join(names)!r}: a damaged record fails "
-                    f"its CRC ({log.torn_rows} record(s) from it on are unread); run "
-                    f"'hards-h5 check {self._path}' and 'hards-h5 recover {self._path}', "
-                    "which keeps every intact record"
-                )
-                raise CorruptFileError(msg)
-            self._logs[names] = log
-        return log
-
-    def _blobs(self) -> h5py.Dataset:
-        blobs = self._file()[_layout.BLOBS]
-        if self._shared.swmr_reader:
-            blobs.refresh()
-        return blobs
-
-    def _check_writable(self) -> None:
-        if self._file() is not None and self._mode == "r":
-            msg = f"{self._path}: opened read-only (mode='r'); open with mode='r+' to write"
-            raise ReadOnlyError(msg)
-
-    def _check_structural(self, action: str) -> None:
-        """Refuse structural changes in modes that forbid them (SWMR live mode)."""
-        if self._shared.live:
-            msg = (
-                f"{self._path}: cannot {action} in SWMR live mode: HDF5 lets a SWMR "
-                "writer only append to existing objects. Create every dataset before "
-                "start_swmr() (datapoints, data and files can still be added)"
-            )
-            raise LiveModeError(msg)
+    def _as_parent(self) -> Parent:
+        return self
 
 
 @contextlib.contextmanager
@@ -1029,93 +994,3 @@ def iter_datasets(node: H5Database | H5Dataset) -> Iterator[H5Dataset]:
         child = node.get_dataset(name)
         yield child
         yield from iter_datasets(child)
-
-
-def _release(shared: _shared.SharedFile) -> None:
-    """Write pending records, flush, fsync and close the file of its last handle."""
-    h5, logs, path = shared.file(), shared.logs, shared.path
-    handles = [dataset for log in logs.values() for dataset in log.handles()]
-    try:
-        if shared.mode != "r" and h5.id.valid:
-            _write_through(h5, logs, path, closing=True)
-            _seal_logs(h5, logs, path)
-    finally:
-        logs.clear()
-        _writer_info.withdraw(path)  # before the file is let go: a next writer's is not ours
-        try:
-            h5.close()
-            shared.h5 = None
-        except (OSError, RuntimeError) as exc:
-            # HDF5 could not write its caches (typically ENOSPC).  It leaves the
-            # datasets it failed to close half-freed: closing them again, as h5py
-            # does when the objects are collected, crashes the process.  Keep them
-            # open instead (and the file out of later opens, see _shared.detach);
-            # the file on disk needs 'hards-h5 recover'.
-            for dataset in handles:
-                dataset.id.locked = True
-            h5.id.locked = True
-            if _layout.is_disk_full(exc):
-                msg = (
-                    f"{path}: the disk filled up while HDF5 was closing the file; "
-                    f"everything flushed before is intact. Run 'hards-h5 recover {path}' "
-                    "once space is free"
-                )
-                raise StorageFullError(msg) from exc
-            raise
-        finally:
-            shared.live_lock.release()  # only once the file is closed
-
-
-def _seal_logs(h5: h5py.File, logs: dict[tuple[str, ...], DatasetLog], path: Path) -> None:
-    """Seal the long record logs of a closing writer, after its last flush.
-
-    A seal is only a shortcut for readers: one refused for lack of space is left
-    out, and nothing written before can be lost by one that fails.  Never in SWMR
-    live mode (a seal may need a new HDF5 object).
-    """
-    if h5.swmr_mode:
-        return
-    try:
-        for log in logs.values():
-            log.seal()
-    except StorageFullError:  # refused by the free-space check: nothing written
-        return
-    except (OSError, RuntimeError) as exc:
-        if not _layout.is_disk_full(exc):
-            raise
-        msg = (
-            f"{path}: the disk filled up while sealing the record logs at close; "
-            "everything was flushed before and is intact. If the file then refuses to "
-            f"open, run 'hards-h5 recover {path}'"
-        )
-        raise StorageFullError(msg) from exc
-
-
-def _write_through(
-    h5: h5py.File, logs: dict[tuple[str, ...], DatasetLog], path: Path, *, closing: bool
-) -> None:
-    """Write pending records, flush and fsync ``h5``; a full disk is a StorageFullError."""
-    if closing:
-        outcome = "the changes made since the last flush() are lost"
-    else:
-        outcome = (
-            "the changes made since the last flush() are kept in memory: free disk "
-            "space and call flush() again"
-        )
-    try:
-        for log in logs.values():
-            log.write_pending()
-        h5.flush()
-        _layout.fsync_file(path)
-    except StorageFullError as exc:  # refused by the free-space check: nothing written
-        msg = f"{exc}. Everything flushed before is intact; {outcome}"
-        raise StorageFullError(msg) from exc
-    except (OSError, RuntimeError) as exc:
-        if not _layout.is_disk_full(exc):
-            raise
-        msg = (
-            f"{path}: the disk filled up while HDF5 was writing the file. Everything "
-            f"flushed before is intact; {outcome}. If the file then refuses to open, "
-            f"run 'hards-h5 recover {path}'"
-        )
-        raise StorageFullError(msg) from exc

@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hards_h5._nodes import H5Database, H5Dataset
+from hards_h5.api.nodes import H5Database, H5Dataset
 
 __all__ = ["PiEstimate", "estimate_pi", "write_demo"]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from hards.api import VALID_NAME_CHARACTERS
+
 from hards_h5.errors import NameValidationError
 
 __all__ = ["FILE_NAME_MAX", "check_file_name", "check_name", "is_valid_name"]
@@ -39,7 +41,7 @@ def check_name(name: object, what: str) -> str:
         msg = f"{what} name must be a str, not {type(name).__name__}"
         raise NameValidationError(msg)
     if _NAME_RE.fullmatch(name) is None:
-        bad = sorted(set(name) - set(_valid_chars())) if name else []
+        bad = sorted(set(name) - VALID_NAME_CHARACTERS) if name else []
         detail = f"invalid characters {bad!r}" if bad else "it is empty"
         msg = f"invalid {what} name {name!r}: {detail}; use only [A-Za-z0-9._-]"
         raise NameValidationError(msg)
@@ -78,7 +80,3 @@ def is_valid_name(name: object) -> bool:
     return (
         isinstance(name, str) and _NAME_RE.fullmatch(name) is not None and name not in {".", ".."}
     )
-
-
-def _valid_chars() -> str:
-    return "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"

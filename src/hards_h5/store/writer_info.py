@@ -8,13 +8,13 @@ A writer (an :class:`~hards_h5.H5Database` opened read-write) therefore writes
 
 written atomically (a temporary file renamed over it) when a process opens the
 file to write, rewritten with ``"mode": "swmr"`` when it starts SWMR live mode, and
-removed when it closes the file (with its last handle, see :mod:`hards_h5._shared`).
+removed when it closes the file (with its last handle, see :mod:`hards_h5.store.store`).
 The campaign file itself is never touched, so the file format and SWMR are
 unaffected.  The sidecar is advisory, for messages only: it is written on a
 best-effort basis (a read-only directory simply has none) and a reader ignores
 one that is stale — a writer on this host whose process is gone, or a sidecar
 left beside an earlier file of the same name.  Whether a file is in use
-is always decided by the locks (:mod:`hards_h5._live`), never by the sidecar.
+is always decided by the locks (:mod:`hards_h5.store.live`), never by the sidecar.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ back to :func:`apply_each`.
 
 from __future__ import annotations
 
-import zlib
 from array import array
 from dataclasses import dataclass, field
 from itertools import compress
@@ -24,25 +23,17 @@ from typing import Any, Final
 
 import numpy as np
 
-from hards_h5 import _codec
-from hards_h5._layout import CREATE, DATA, FILE, RECORD_DTYPE, record_sha256
 from hards_h5.errors import CorruptFileError
+from hards_h5.store import codec as _codec
+from hards_h5.store import records as _records
+from hards_h5.store.layout import CREATE, DATA, FILE, RECORD_DTYPE
+from hards_h5.store.records import FileRef, record_sha256
 
 __all__ = ["FileRef", "State", "apply_all", "apply_each", "apply_sealed", "heap_span"]
 
 _SIZE: Final = RECORD_DTYPE.itemsize
-_ROW: Final = np.dtype((np.void, _SIZE))
 _SEPARATOR: Final = ord("/")  # never in a valid name
 _NAME_BLOCK: Final = 1 << 16  # names gathered per numpy pass (bounds the temporaries)
-
-
-@dataclass(frozen=True, slots=True)
-class FileRef:
-    """Where an attached file's bytes live in ``/blobs``, and their SHA-256."""
-
-    offset: int
-    size: int
-    sha256: bytes
 
 
 @dataclass(slots=True)
@@ -207,14 +198,7 @@ def apply_all(state: State, rows: np.ndarray[Any, Any], heap: bytes, heap_lo: in
     getter = heap.__getitem__
     names = list(map(getter, map(slice, cols.name_lo.tolist(), cols.name_hi.tolist())))
     bodies = list(map(getter, map(slice, cols.body_lo.tolist(), cols.body_hi.tolist())))
-    # CRC of each row with its crc field zeroed, continued over its name and body.
-    zeroed = rows.copy()
-    zeroed["crc"] = 0
-    heads = map(zlib.crc32, zeroed.view(_ROW).tolist())
-    crcs = np.fromiter(
-        map(zlib.crc32, bodies, map(zlib.crc32, names, heads)), dtype=np.uint32, count=rows.size
-    )
-    if not np.array_equal(crcs, rows["crc"]):
+    if not np.array_equal(_records.row_crcs(rows, names, bodies), rows["crc"]):
         return False
     create_list = cols.creates.tolist()
     known = len(state.names)
@@ -328,40 +312,11 @@ def apply_each(state: State, rows: np.ndarray[Any, Any], heap: bytes, heap_lo: i
     inconsistent (a bad CRC, a CREATE out of sequence, a repeated name, an unknown
     node or kind, undecodable UTF-8) ends the valid prefix.
     """
-    # The CRC covers a row with its own crc field zeroed: zero them all at once,
-    # so that each row needs one crc32 call for its fixed part.
-    zeroed = rows.copy()
-    zeroed["crc"] = 0
-    raw = zeroed.tobytes()
     names, index, data = state.names, state.index, state.data
-    crc32 = zlib.crc32
-    columns = zip(
-        rows["kind"].tolist(),
-        rows["node"].tolist(),
-        (rows["name_off"] - heap_lo).tolist(),
-        rows["name_len"].tolist(),
-        rows["body_off"].tolist(),
-        rows["body_len"].tolist(),
-        rows["crc"].tolist(),
-        strict=True,
-    )
-    at = 0
-    for kind, node, name_lo, name_len, body_off, body_len, crc in columns:
-        name_hi = name_lo + name_len
-        head = crc32(raw[at : at + _SIZE])
-        name = heap[name_lo:name_hi]
-        if kind == FILE:
-            body = b""
-            ok = len(name) == name_len and crc == crc32(name, head)
-        else:
-            body = heap[body_off - heap_lo : body_off - heap_lo + body_len]
-            ok = (
-                len(name) == name_len
-                and len(body) == body_len
-                and crc == crc32(body, crc32(name, head))
-            )
-        if not ok:
-            break
+    applied = 0
+    for kind, node, name, body, _, body_off, body_len, sha256, _ in _records.decode(
+        rows, heap, heap_lo, stop_at_bad=True
+    ):
         if kind == CREATE:
             try:
                 text = name.decode()
@@ -380,8 +335,8 @@ def apply_each(state: State, rows: np.ndarray[Any, Any], heap: bytes, heap_lo: i
                 text = name.decode()
             except UnicodeDecodeError:
                 break
-            state.add_file(node, text, FileRef(body_off, body_len, record_sha256(raw, at)))
+            state.add_file(node, text, FileRef(body_off, body_len, sha256))
         else:
             break
-        at += _SIZE
-    return at // _SIZE
+        applied += 1
+    return applied

@@ -33,10 +33,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import inspect
 import io
 import json
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,21 +44,23 @@ from typing import TYPE_CHECKING
 
 import h5py
 
-from hards_h5 import _layout, _recover, _writer_info
-from hards_h5._live import claim_exclusive, live_lock_on
-from hards_h5._log import DatasetLog
-from hards_h5._superblock import (
-    clear_status_flags,
-    cleared_flags_patch,
-    end_of_file_address,
-    status_flags,
-)
 from hards_h5.errors import (
     AutoRecoveryWarning,
     DatabaseLockedError,
     HARDSError,
     RecoveryNeededError,
     StoreFileNotFoundError,
+)
+from hards_h5.store import layout as _layout
+from hards_h5.store import rewrite as _rewrite
+from hards_h5.store import writer_info as _writer_info
+from hards_h5.store.live import claim_exclusive, live_lock_on
+from hards_h5.store.log import DatasetLog
+from hards_h5.store.superblock import (
+    clear_status_flags,
+    cleared_flags_patch,
+    end_of_file_address,
+    status_flags,
 )
 
 if TYPE_CHECKING:
@@ -289,7 +291,7 @@ def _full_recover(fd: int, path: Path, problem: str) -> str:
     try:
         with _open_view(view) as source:
             _layout.validate_root(source, path)
-            report = _recover.rewrite_locked(path, source)
+            report = _rewrite.rewrite_locked(path, source)
     except PermissionError as exc:
         msg = (
             f"{path}: the previous writer stopped without closing the file and it needs "
@@ -350,8 +352,14 @@ def _warn(path: Path, who: str, done: str) -> None:
 
 def _user_frame() -> int:
     """Return the ``stacklevel`` that points a warning at the caller of hards-h5."""
-    package = str(Path(__file__).parent)
-    frame, level = sys._getframe(1), 1  # noqa: SLF001 - the frame calling warnings.warn
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
+    package = str(Path(__file__).parent.parent)  # hards_h5/, not only hards_h5/store/
+    frame = inspect.currentframe()
+    try:
+        frame, level = (frame.f_back if frame else None), 1  # the frame calling warnings.warn
+        while frame is not None and frame.f_back is not None:
+            if not frame.f_code.co_filename.startswith(package):
+                break
+            frame, level = frame.f_back, level + 1
+        return level
+    finally:
+        del frame  # (a frame kept in a local keeps every caller's objects alive)

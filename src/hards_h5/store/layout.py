@@ -22,7 +22,6 @@ import contextlib
 import errno
 import os
 import stat
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -30,17 +29,21 @@ from typing import Any, Final
 import h5py
 import numpy as np
 
-from hards_h5 import _scratch
+from hards_h5._version import __version__
 from hards_h5.errors import (
     CorruptFileError,
     DatabaseExistsError,
     DatabaseLockedError,
     FormatVersionError,
     NotAHardsFileError,
+    OpenInThisProcessError,
     RecoveryNeededError,
     StorageFullError,
     StoreFileNotFoundError,
+    TruncatedFileError,
 )
+from hards_h5.store import scratch as _scratch
+from hards_h5.store.superblock import HDF5_SIGNATURE
 
 __all__ = [
     "ATTR_CREATOR",
@@ -49,6 +52,7 @@ __all__ = [
     "CREATE",
     "DATA",
     "DATASETS",
+    "DATASET_NODE",
     "DISK_RESERVE",
     "FILE",
     "FORMAT_VERSION",
@@ -67,14 +71,13 @@ __all__ = [
     "fsync_dir",
     "fsync_file",
     "is_disk_full",
+    "is_lock_conflict",
     "log_rows",
     "new_dataset_group",
     "new_file",
     "open_file",
     "read_bytes",
     "read_rows",
-    "record_crc",
-    "record_sha256",
     "same_file",
     "total_log_rows",
     "walk_datasets",
@@ -97,7 +100,8 @@ WRITER_CHUNK_CACHE: Final = 0
 """HDF5 chunk-cache size (``rdcc_nbytes``) for every writable open: none.  Appends
 then reach the file inside the write call, so a full disk fails that call cleanly;
 with a cache, HDF5 2.0 meets ENOSPC only when it closes a dataset, leaves the
-dataset half-freed and the process crashes later (measured: no write slowdown)."""
+dataset half-freed and the process crashes later (no write slowdown: see
+``docs/performance.md``)."""
 
 ATTR_FORMAT: Final = "hards_h5_format"
 ATTR_CREATOR: Final = "hards_h5_creator"
@@ -107,6 +111,8 @@ HEAP: Final = "heap"
 SEALS: Final = "seals"
 BLOBS: Final = "blobs"
 
+DATASET_NODE: Final = 0
+"""The node number of the dataset itself in its record log (datapoints are 1, 2, ...)."""
 CREATE: Final = 1
 """Record kind: a datapoint is created (``name``; optional initial JSON ``body``)."""
 DATA: Final = 2
@@ -155,26 +161,6 @@ SEAL_BIG_INTS: Final = 1
 RECORDS_CHUNK: Final = 1024
 HEAP_CHUNK: Final = 1 << 16
 BLOBS_CHUNK: Final = 1 << 20
-
-_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-_SHA256_AT: Final[int] = RECORD_DTYPE.fields["sha256"][1]  # type: ignore[index]
-
-
-def record_sha256(raw: bytes, at: int) -> bytes:
-    """Return the ``sha256`` field of the record whose bytes start at ``raw[at]``."""
-    return raw[at + _SHA256_AT : at + _SHA256_AT + 32]
-
-
-def record_crc(head: bytes, name: bytes, body: bytes) -> int:
-    """Return the CRC-32 a record must carry.
-
-    ``head`` is the record's bytes without its trailing ``crc`` field; the CRC
-    covers them, four zero bytes in place of ``crc``, the name and the body.
-    """
-    crc = zlib.crc32(b"\0\0\0\0", zlib.crc32(head))
-    return zlib.crc32(body, zlib.crc32(name, crc)) & 0xFFFFFFFF
 
 
 def dataset_path(names: tuple[str, ...]) -> str:
@@ -285,8 +271,6 @@ def new_file(path: Path) -> None:
 
 
 def _init_root(f: h5py.File) -> None:
-    from hards_h5 import __version__  # noqa: PLC0415 - avoid an import cycle
-
     f.attrs[ATTR_FORMAT] = np.int64(FORMAT_VERSION)
     f.attrs[ATTR_CREATOR] = f"hards-h5 {__version__}"
     f.create_group(DATASETS, track_order=True)
@@ -406,7 +390,7 @@ def check_is_hdf5(path: Path) -> None:
             raise
         msg = f"{path}: cannot be read: {exc.strerror or exc}"
         raise CorruptFileError(msg) from exc
-    if head != _SIGNATURE and not h5py.is_hdf5(str(path)):
+    if head != HDF5_SIGNATURE and not h5py.is_hdf5(str(path)):
         msg = f"{path}: not an HDF5 file (no HDF5 signature), so not a hards-h5 campaign file"
         raise NotAHardsFileError(msg)
 
@@ -431,7 +415,7 @@ def _translate_open_error(path: Path, exc: OSError) -> Exception:
             f"{path}: this process already has the file open in another mode; "
             "close that H5Database first (HDF5 allows one mode per file per process)"
         )
-        return DatabaseLockedError(msg)
+        return OpenInThisProcessError(msg)
     if exc.errno in {errno.EAGAIN, errno.EWOULDBLOCK} or "unable to lock file" in lowered:
         msg = (
             f"{path}: another process has the file open in a conflicting mode "
@@ -441,6 +425,8 @@ def _translate_open_error(path: Path, exc: OSError) -> Exception:
     if isinstance(exc, PermissionError) or exc.errno in {errno.EACCES, errno.EPERM, errno.EROFS}:
         return PermissionError(exc.errno, f"{path}: permission denied for this mode: {text}")
     msg = f"{path}: damaged or truncated HDF5 file, cannot open it: {text}"
+    if "truncated file" in lowered:
+        return TruncatedFileError(msg)
     return CorruptFileError(msg)
 
 
@@ -475,6 +461,11 @@ def is_disk_full(exc: BaseException) -> bool:
         or "No space left" in text
         or f"errno = {errno.ENOSPC}," in text
     )
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Whether an error from h5py means HDF5 could not take its file lock."""
+    return "unable to lock file" in str(exc)
 
 
 def fsync_file(path: Path) -> None:

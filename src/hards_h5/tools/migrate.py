@@ -29,10 +29,10 @@ from typing import Any
 
 from hards.filesystem import FilesystemDatabase
 
-from hards_h5._names import check_name
-from hards_h5._nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
-from hards_h5._progress import Progress, Tally
+from hards_h5.api.names import check_name
+from hards_h5.api.nodes import H5Database, H5Datapoint, H5Dataset, iter_datasets
 from hards_h5.errors import HARDSError, InvalidDataError, NotAHardsFileError
+from hards_h5.store.progress import Progress, Tally
 
 __all__ = ["ORDER_FILE", "MigrationReport", "export_seed", "import_seed"]
 

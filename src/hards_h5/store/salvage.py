@@ -1,6 +1,6 @@
 """Salvage a damaged record log: every record that passes its CRC, not just a prefix.
 
-Replay (:class:`~hards_h5._log.DatasetLog`) stops at the first record that fails its
+Replay (:class:`~hards_h5.store.log.DatasetLog`) stops at the first record that fails its
 CRC: after a crash that is the torn tail, and nothing after it was committed.
 Damage in the *middle* of a log (a flipped bit on disk) would make that prefix rule
 drop every record behind the damaged one.  ``hards-h5 recover`` therefore reads a
@@ -25,20 +25,19 @@ from dataclasses import dataclass, field
 
 import h5py
 
-from hards_h5 import _codec
-from hards_h5._layout import (
+from hards_h5.store import codec as _codec
+from hards_h5.store import records as _records
+from hards_h5.store.layout import (
     CREATE,
     DATA,
+    DATASET_NODE,
     FILE,
     HEAP,
-    RECORD_DTYPE,
     RECORDS,
     read_bytes,
     read_rows,
-    record_crc,
-    record_sha256,
 )
-from hards_h5._log import FileRef
+from hards_h5.store.records import FileRef
 
 __all__ = ["SalvagedLog", "salvage_log"]
 
@@ -91,26 +90,19 @@ def salvage_log(group: h5py.Group) -> SalvagedLog:
     records, heap_ds = group[RECORDS], group[HEAP]
     rows = read_rows(records, 0, int(records.shape[0]))
     heap = read_bytes(heap_ds, 0, int(heap_ds.shape[0]))
-    raw = rows.tobytes()
-    size = RECORD_DTYPE.itemsize
     out = SalvagedLog()
-    nodes: dict[int, int] = {0: 0}  # node number written -> node number kept
+    nodes = {DATASET_NODE: DATASET_NODE}  # node number written -> node number kept
     seen: set[str] = set()
     newest: dict[tuple[int, str | None], int] = {}  # (node kept, file or None) -> row
     damaged: list[tuple[int, int, int, str | None]] = []  # row, kind, node, file name
-    for i, row in enumerate(rows):
-        at = i * size
-        kind, node = int(row["kind"]), int(row["node"])
-        name_off, name_len = int(row["name_off"]), int(row["name_len"])
-        body_off, body_len = int(row["body_off"]), int(row["body_len"])
-        name = heap[name_off : name_off + name_len]
-        body = b"" if kind == FILE else heap[body_off : body_off + body_len]
-        whole = len(name) == name_len and (kind == FILE or len(body) == body_len)
+    for i, record in enumerate(_records.decode(rows, heap, 0, stop_at_bad=False)):
+        kind, node, name, body = record.kind, record.node, record.name, record.body
+        whole = len(name) == record.name_len and (kind == FILE or len(body) == record.body_len)
         try:
             text = name.decode() if whole else None
         except UnicodeDecodeError:
             text = None
-        if text is None or int(row["crc"]) != record_crc(raw[at : at + size - 4], name, body):
+        if text is None or not record.intact:
             out.damaged += 1
             damaged.append((i, kind, node, text))
             continue
@@ -125,7 +117,9 @@ def salvage_log(group: h5py.Group) -> SalvagedLog:
             out.bodies[nodes[node]] = body
             newest[nodes[node], None] = i
         elif kind == FILE and node in nodes:
-            out.file_maps[nodes[node]][text] = FileRef(body_off, body_len, record_sha256(raw, at))
+            out.file_maps[nodes[node]][text] = FileRef(
+                record.body_off, record.body_len, record.sha256
+            )
             newest[nodes[node], text] = i
         else:
             out.orphaned += 1

@@ -26,8 +26,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hards_h5._codec import same_value
 from hards_h5.errors import InvalidFilterError
+from hards_h5.store.codec import same_value
 
 __all__ = ["InvalidFilterError", "compile_checked", "compile_filter", "parse_filter"]
 

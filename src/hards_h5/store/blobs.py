@@ -21,19 +21,20 @@ from typing import Any
 import h5py
 import numpy as np
 
-from hards_h5 import _layout
-from hards_h5._log import FileRef
 from hards_h5.errors import (
     CorruptFileError,
     FileIntegrityError,
     SourceFileError,
     StorageFullError,
 )
+from hards_h5.store import layout as _layout
+from hards_h5.store.records import FileRef
 
 __all__ = [
     "CHUNK",
     "LIVE_PATIENCE",
     "WRITE_PIECE",
+    "BlobCopier",
     "copy_blob",
     "open_source",
     "read_blob_into",
@@ -47,10 +48,9 @@ CHUNK = 8 << 20
 WRITE_PIECE = 1 << 20
 """Bytes per ``write`` call when extracting (1 MiB, like HDF5's chunk writes).
 
-Measured here (Linux 6.18, ext4, 2 vCPUs): extracting 1 GiB with one ``write``
-per 8 MiB took 1.0-1.8 s, with one per 1 MiB 0.67-0.72 s (the SHA-256 floor), in
-two runs alternating the two, each extraction between ``cp`` runs.  Reads stay
-at :data:`CHUNK`: they fill page-cache-resident bytes into a reused buffer.
+Smaller writes extract faster than one per :data:`CHUNK` (see
+``docs/performance.md``, "Why the code is shaped this way").  Reads stay at
+:data:`CHUNK`: they fill page-cache-resident bytes into a reused buffer.
 """
 
 _PIPELINE_FROM = 2 * CHUNK
@@ -318,6 +318,45 @@ def copy_blob(src: h5py.Dataset, ref: FileRef, dst: h5py.Dataset) -> FileRef:
     return FileRef(start, ref.size, ref.sha256)
 
 
+class BlobCopier:
+    """Copies attached files from one file's ``/blobs`` to another's, each content once.
+
+    The one copier of compact, recover and merge: a content (SHA-256) already
+    in ``known`` (copied before, or already in the destination) is not copied
+    again.
+
+    Parameters
+    ----------
+    src, dst : h5py.Dataset
+        The source and destination ``/blobs``.
+    known : dict, optional
+        Destination references by SHA-256; shared between copiers into the same
+        destination (it is updated in place).
+
+    """
+
+    def __init__(
+        self, src: h5py.Dataset, dst: h5py.Dataset, known: dict[bytes, FileRef] | None = None
+    ) -> None:
+        self.src, self.dst = src, dst
+        self.known: dict[bytes, FileRef] = {} if known is None else known
+
+    def copy(self, ref: FileRef) -> FileRef:
+        """Return the destination reference of ``ref``'s content, copying it if new.
+
+        Raises
+        ------
+        FileIntegrityError
+            As :func:`copy_blob` (nothing is copied then).
+
+        """
+        target = self.known.get(ref.sha256)
+        if target is None:
+            target = copy_blob(self.src, ref, self.dst)
+            self.known[ref.sha256] = target
+        return target
+
+
 class _Appender:
     """A ``drain`` for :func:`_stream` writing ``blobs`` from ``pos`` on, in order.
 
@@ -326,8 +365,8 @@ class _Appender:
 
     Whole HDF5 chunks are written with ``H5Dwrite_chunk`` (h5py's
     ``write_direct_chunk``): one ``pwrite`` from the buffer per chunk, without
-    the selection and conversion machinery of a slice assignment (0.26 s instead
-    of 0.31 s of the writing thread's time per GiB, measured here).  HDF5 evicts
+    the selection and conversion machinery of a slice assignment (faster, see
+    ``docs/performance.md``).  HDF5 evicts
     any cached copy of a chunk written this way, so the two paths never disagree.
     The partial chunks at either end of a file, and every chunk of a ``/blobs``
     with a filter pipeline, go through the ordinary slice assignment.
@@ -396,7 +435,7 @@ def _reader(blobs: h5py.Dataset, start: int, end: int) -> Callable[[np.ndarray[A
 
     Whole chunks are read with ``H5Dread_chunk`` (h5py's ``read_direct_chunk``),
     straight into the buffer without the selection machinery and chunk cache of
-    a slice read (0.11 s instead of 0.15-0.22 s per GiB, measured here); HDF5
+    a slice read (faster, see ``docs/performance.md``); HDF5
     flushes a dirty cached copy of the chunk first.
     Partial chunks, a chunk that is not allocated (its bytes then read as the
     fill value, and the SHA-256 check fails) and every chunk of a filtered

@@ -20,7 +20,7 @@ from typing import Any, Final
 import h5py
 import numpy as np
 
-from hards_h5._layout import (
+from hards_h5.store.layout import (
     HEAP,
     RECORDS,
     SEAL_BIG_INTS,

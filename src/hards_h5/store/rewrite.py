@@ -1,9 +1,12 @@
-"""Maintenance of campaign files: check, compact and recover.
+"""Rewriting a campaign file: its committed state copied into a new file, swapped in.
 
-All three read a file's committed state through the record logs (CRC-checked
-replay) and, for compact and recover, write it into a *new* file that replaces the
+The rewrite reads the file through the record logs (CRC-checked replay, or a
+salvage of every intact record) and writes it into a *new* file that replaces the
 original with one atomic ``os.replace``, so a crash at any moment leaves either
-the old file or the new one, never a mixture.
+the old file or the new one, never a mixture.  Used by compact and recover
+(:mod:`hards_h5.tools.maintenance`) and by the automatic recovery at open
+(:mod:`hards_h5.store.autorecover`); it lives in the store so that the store's
+open path needs nothing from the tools.
 """
 
 from __future__ import annotations
@@ -18,26 +21,39 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import h5py
 
-from hards_h5 import _blobs, _codec, _layout, _scratch, _seal, _writer_info
-from hards_h5._live import claim_exclusive, in_use, live_lock_on, live_lock_present
-from hards_h5._log import DatasetLog, FileRef
-from hards_h5._progress import Progress, Tally
-from hards_h5._salvage import SalvagedLog, salvage_log
-from hards_h5._superblock import clear_status_flags, status_flags
 from hards_h5.errors import (
     CorruptFileError,
     DatabaseLockedError,
     FileIntegrityError,
-    HARDSError,
     NotAHardsFileError,
-    RecoveryNeededError,
     StoreFileNotFoundError,
 )
+from hards_h5.store import blobs as _blobs
+from hards_h5.store import codec as _codec
+from hards_h5.store import layout as _layout
+from hards_h5.store import scratch as _scratch
+from hards_h5.store import writer_info as _writer_info
+from hards_h5.store.live import claim_exclusive, in_use, live_lock_on, live_lock_present
+from hards_h5.store.log import DatasetLog
+from hards_h5.store.progress import Progress, Tally
+from hards_h5.store.salvage import SalvagedLog, salvage_log
+from hards_h5.store.superblock import status_flags
 
-__all__ = ["CheckReport", "RewriteReport", "check", "compact", "recover", "rewrite_locked"]
+__all__ = [
+    "RewriteReport",
+    "exclusive",
+    "left_open_problem",
+    "open_unlocked",
+    "preflight",
+    "remove_stale_scratch",
+    "rewrite_in_place",
+    "rewrite_locked",
+    "rewrite_target",
+]
 
 
 @dataclass
@@ -75,39 +91,6 @@ class RewriteReport:
     backup: Path | None = None
     cleared_flags: bool = False
     rewritten: bool = True
-
-
-@dataclass
-class CheckReport:
-    """What ``check`` found: counts, and every problem as one line.
-
-    Attributes
-    ----------
-    path : Path
-        The file checked.
-    format_version : int
-        Its format version (0 if it could not be read).
-    datasets, datapoints, files : int
-        What it holds.
-    file_bytes : int
-        The bytes of all attached files (each reference counted).
-    problems : list of str
-        Every problem found, one line each.
-
-    """
-
-    path: Path
-    format_version: int = 0
-    datasets: int = 0
-    datapoints: int = 0
-    files: int = 0
-    file_bytes: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when no problem was found."""
-        return not self.problems
 
 
 def preflight(path: Path) -> int:
@@ -148,7 +131,7 @@ _REPLACED_TRIES = 20  # times the file may be replaced under a run before it giv
 
 
 @contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
+def exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive flock on ``path`` (HDF5's own lock), or raise if in use.
 
     The lock is on the file that is at ``path`` while it is held: a file that
@@ -209,7 +192,7 @@ def _lock_exclusive(path: Path) -> int:
     return fd
 
 
-def _open_unlocked(path: Path) -> h5py.File:
+def open_unlocked(path: Path) -> h5py.File:
     """Open ``path`` read-only without HDF5's lock (the caller holds it)."""
     try:
         f = h5py.File(path, "r", libver=_layout.LIBVER, locking=False)
@@ -232,7 +215,7 @@ class _Copier:
     ) -> None:
         self.src, self.dst, self.report, self.strict = src, dst, report, strict
         self.tally = tally
-        self.copied: dict[bytes, FileRef] = {}
+        self.blobs = _blobs.BlobCopier(src[_layout.BLOBS], dst[_layout.BLOBS])
 
     def dataset(self, names: tuple[str, ...], group: h5py.Group) -> int:
         label = "/".join(names)
@@ -254,9 +237,10 @@ class _Copier:
                 )
             self._report_lost(label, old)
         new = DatasetLog(_layout.new_dataset_group(parent, names[-1]), writable=True)
-        if old.data_json(0) != _codec.EMPTY:
-            new.set_data(0, old.data_json(0))
-        self.files(old, new, 0, label)
+        dataset = _layout.DATASET_NODE
+        if old.data_json(dataset) != _codec.EMPTY:
+            new.set_data(dataset, old.data_json(dataset))
+        self.files(old, new, dataset, label)
         for node, name in enumerate(old.names, start=1):
             new.create(name)
             if old.data_json(node) != _codec.EMPTY:
@@ -271,7 +255,7 @@ class _Copier:
     def _report_lost(self, label: str, old: SalvagedLog) -> None:
         """Name the nodes whose newest state was in a damaged record."""
         for node, what in old.lost:
-            who = label if node == 0 else f"{label}/{old.names[node - 1]}"
+            who = label if node == _layout.DATASET_NODE else f"{label}/{old.names[node - 1]}"
             if who not in self.report.lost_newest:
                 self.report.lost_newest.append(who)
             self.report.dropped.append(
@@ -286,17 +270,14 @@ class _Copier:
 
     def files(self, old: DatasetLog | SalvagedLog, new: DatasetLog, node: int, label: str) -> None:
         for name, ref in old.files(node).items():
-            target = self.copied.get(ref.sha256)
-            if target is None:
-                try:
-                    target = _blobs.copy_blob(self.src[_layout.BLOBS], ref, self.dst[_layout.BLOBS])
-                except FileIntegrityError as exc:
-                    if self.strict:
-                        msg = f"{label}: file {name!r}: {exc}"
-                        raise FileIntegrityError(msg) from exc
-                    self.report.dropped.append(f"{label}: file {name!r} ({exc})")
-                    continue
-                self.copied[ref.sha256] = target
+            try:
+                target = self.blobs.copy(ref)
+            except FileIntegrityError as exc:
+                if self.strict:
+                    msg = f"{label}: file {name!r}: {exc}"
+                    raise FileIntegrityError(msg) from exc
+                self.report.dropped.append(f"{label}: file {name!r} ({exc})")
+                continue
             new.set_file(node, name, target)
             self.report.files += 1
 
@@ -337,15 +318,20 @@ def _replace(tmp: Path, path: Path) -> None:
     _layout.fsync_dir(path.parent)
 
 
-def _target(path: str | os.PathLike[str]) -> Path:
+def rewrite_target(path: str | os.PathLike[str]) -> Path:
     """Return the file to rewrite: a symlink's target, so the link keeps pointing at it."""
     target = Path(path)
     return target.resolve() if target.is_symlink() else target
 
 
-def _rewrite_in_place(
+def remove_stale_scratch(path: Path) -> None:
+    """Remove scratch files of killed runs, old releases' names too (caller holds the lock)."""
+    _scratch.remove_stale(path, legacy=True)  # (legacy: only under the lock)
+
+
+def rewrite_in_place(
     path: Path,
-    what: str,
+    what: Literal["compact", "recover"],
     *,
     strict: bool,
     backup: bool,
@@ -360,7 +346,7 @@ def _rewrite_in_place(
     """
     tmp = _scratch.scratch_path(path, what)
     try:
-        with _open_unlocked(path) if source is None else contextlib.nullcontext(source) as src:
+        with open_unlocked(path) if source is None else contextlib.nullcontext(source) as src:
             report = _rewrite(src, tmp, strict=strict, progress=progress)
         report.bytes_before = path.stat().st_size
         report.bytes_after = tmp.stat().st_size
@@ -384,104 +370,6 @@ def _backup(path: Path) -> Path:
     return target
 
 
-def compact(path: str | os.PathLike[str], *, progress: Progress | None = None) -> RewriteReport:
-    """Rewrite ``path`` without dead space, atomically (temp file, fsync, rename).
-
-    Dead space is superseded data records, replaced or orphaned file bytes and
-    duplicated file contents.  The file must not be open in any other process.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The campaign file.
-    progress : callable, optional
-        Called as ``progress(done, total)`` in record-log rows.
-
-    Returns
-    -------
-    RewriteReport
-        Counts, and the file's size before and after.
-
-    Raises
-    ------
-    DatabaseLockedError
-        If another process has the file open.
-    RecoveryNeededError
-        If a writer died with the file open (run :func:`recover` instead).
-    CorruptFileError
-        If the file has damaged records or files (run ``hards-h5 check``).
-
-    """
-    path = _target(path)
-    preflight(path)
-    with _exclusive(path):
-        _scratch.remove_stale(path, legacy=True)  # (legacy: only under the lock)
-        if status_flags(path):
-            msg = f"{path}: left open by a writer that died; run 'hards-h5 recover {path}' first"
-            raise RecoveryNeededError(msg)
-        return _rewrite_in_place(path, "compact", strict=True, backup=False, progress=progress)
-
-
-def recover(
-    path: str | os.PathLike[str], *, force: bool = False, progress: Progress | None = None
-) -> RewriteReport:
-    """Bring back a campaign file whose writer died, keeping the original as a backup.
-
-    Clears the stale writer flag (as ``h5clear -s`` would), salvages every
-    committed dataset, datapoint, data value and intact file into a clean new
-    file, keeps the original bytes as ``<name>.bak-<time>`` and moves the clean
-    file into place with one atomic rename.  Safe to interrupt and run again.
-    A file that was closed cleanly and passes :func:`check` is left alone
-    (``rewritten`` is False in the report) unless ``force`` is given.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The campaign file.
-    force : bool
-        Rewrite (and back up) the file even when it is closed cleanly and undamaged.
-    progress : callable, optional
-        Called as ``progress(done, total)`` in record-log rows.
-
-    Returns
-    -------
-    RewriteReport
-        Counts, the backup's path and a line for everything that could not be saved.
-
-    Raises
-    ------
-    StoreFileNotFoundError, NotAHardsFileError
-        If ``path`` is missing or not a campaign file.
-    DatabaseLockedError
-        If another process still has the file open (a writer may be alive).
-    CorruptFileError
-        If HDF5 cannot read the file's structure at all.
-
-    """
-    path = _target(path)
-    preflight(path)
-    with _exclusive(path):
-        _scratch.remove_stale(path, legacy=True)  # (legacy: only under the lock)
-        if not force and not status_flags(path):
-            healthy = CheckReport(path)  # closed cleanly: anything to salvage?
-            with _open_unlocked(path) as f:
-                _check_open(f, healthy, progress)
-            if healthy.ok:
-                size = path.stat().st_size
-                return RewriteReport(
-                    datasets=healthy.datasets,
-                    datapoints=healthy.datapoints,
-                    files=healthy.files,
-                    bytes_before=size,
-                    bytes_after=size,
-                    rewritten=False,
-                )
-        cleared = clear_status_flags(path)
-        report = _rewrite_in_place(path, "recover", strict=False, backup=True, progress=progress)
-    report.cleared_flags = cleared
-    return report
-
-
 def rewrite_locked(path: Path, source: h5py.File) -> RewriteReport:
     """Run recover's rewrite of ``path`` from ``source``, ``path`` open; the caller holds its locks.
 
@@ -489,102 +377,7 @@ def rewrite_locked(path: Path, source: h5py.File) -> RewriteReport:
     which reads it through a view with the writer's marks cleared: the original
     is left as it was (killed midway, the next open starts again).
     """
-    _scratch.remove_stale(path, legacy=True)  # (legacy: only under the lock)
-    return _rewrite_in_place(
+    remove_stale_scratch(path)
+    return rewrite_in_place(
         path, "recover", strict=False, backup=True, progress=None, source=source
     )
-
-
-def check(path: str | os.PathLike[str], *, progress: Progress | None = None) -> CheckReport:
-    """Verify structure, format version, every record's CRC, seals, JSON and file SHA-256s.
-
-    Never raises for a damaged file: every problem becomes a line in
-    :attr:`CheckReport.problems`.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The campaign file.
-    progress : callable, optional
-        Called as ``progress(done, total)`` in record-log rows.
-
-    Returns
-    -------
-    CheckReport
-        Counts and problems; :attr:`CheckReport.ok` is true when there are none.
-
-    """
-    path = Path(path)
-    report = CheckReport(path)
-    try:
-        flags = preflight(path)
-    except (HARDSError, OSError) as exc:
-        report.problems.append(str(exc))
-        return report
-    if flags:
-        report.problems.append(left_open_problem(path, flags))
-        return report
-    try:
-        f = _layout.open_file(path, "r")
-    except HARDSError as exc:
-        report.problems.append(str(exc))
-        return report
-    with f:
-        _check_open(f, report, progress)
-    return report
-
-
-def _check_open(f: h5py.File, report: CheckReport, progress: Progress | None) -> None:
-    report.format_version = int(f.attrs[_layout.ATTR_FORMAT])
-    tally = Tally(progress, _layout.total_log_rows(f) if progress else 0)
-    for names, group in _layout.walk_datasets(f):
-        _check_dataset(report, f[_layout.BLOBS], "/".join(names), group, tally)
-
-
-def _check_dataset(
-    report: CheckReport, blobs: h5py.Dataset, label: str, group: h5py.Group, tally: Tally
-) -> None:
-    try:
-        log = DatasetLog(group, writable=False, use_seal=False)  # every record's own CRC
-        seal_problem = _seal.audit(group)
-    except (KeyError, OSError, ValueError) as exc:
-        report.problems.append(f"dataset {label!r}: unreadable record log ({exc})")
-        tally.add_rest(_layout.log_rows(group), 0)
-        return
-    if seal_problem:
-        report.problems.append(f"dataset {label!r}: {seal_problem}")
-    report.datasets += 1
-    report.datapoints += len(log.names)
-    if log.torn_rows:
-        lost = salvage_log(group)
-        report.problems.append(
-            f"dataset {label!r}: {lost.damaged} torn or damaged record(s), "
-            f"{log.torn_rows} unread from the first on ('hards-h5 recover' keeps every "
-            f"intact one: {len(lost.names)} datapoints)"
-        )
-    for node in range(len(log.names) + 1):
-        where = label if node == 0 else f"{label}/{log.names[node - 1]}"
-        try:
-            log.data(node)
-        except (ValueError, HARDSError) as exc:
-            report.problems.append(f"{where}: data is not a valid JSON object ({exc})")
-        for name, ref in log.files(node).items():
-            report.files += 1
-            report.file_bytes += ref.size
-            problem = _verify_blob(blobs, ref)
-            if problem:
-                report.problems.append(f"{where}: file {name!r}: {problem}")
-        if node:
-            tally.add()
-    tally.add_rest(_layout.log_rows(group), len(log.names))
-
-
-def _verify_blob(blobs: h5py.Dataset, ref: FileRef) -> str | None:
-    with Path(os.devnull).open("wb") as sink:
-        try:
-            _blobs.read_blob_into(blobs, ref, sink.fileno())
-        except FileIntegrityError as exc:
-            return str(exc)
-        except OSError as exc:
-            return f"unreadable ({exc})"
-    return None

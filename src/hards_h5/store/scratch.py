@@ -24,6 +24,8 @@ import socket
 from pathlib import Path
 from typing import Final
 
+from hards_h5.store.writer_info import sidecar_path
+
 __all__ = ["KINDS", "remove_stale", "scratch_path"]
 
 KINDS: Final = ("create", "merge", "compact", "recover")
@@ -82,6 +84,8 @@ def _remove_stale_of(target: Path, *, legacy: bool) -> list[Path]:
             with contextlib.suppress(OSError):
                 (directory / entry).unlink()
                 removed.append(directory / entry)
+            with contextlib.suppress(OSError):  # the killed writer's note (a merge's)
+                sidecar_path(directory / entry).unlink()
     return removed
 
 

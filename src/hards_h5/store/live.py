@@ -30,14 +30,16 @@ from pathlib import Path
 
 import h5py
 
-from hards_h5 import _layout, _writer_info
-from hards_h5._superblock import status_flags
 from hards_h5.errors import (
-    CorruptFileError,
     DatabaseLockedError,
     HARDSError,
+    OpenInThisProcessError,
     RecoveryNeededError,
+    TruncatedFileError,
 )
+from hards_h5.store import layout as _layout
+from hards_h5.store import writer_info as _writer_info
+from hards_h5.store.superblock import status_flags
 
 __all__ = [
     "LiveLock",
@@ -94,11 +96,11 @@ def _open_current(path: Path, mode: str, *, swmr: bool) -> h5py.File:
     for attempt in range(_REPLACED_TRIES):
         try:
             h5 = _open_live_aware(path, mode, swmr=swmr)
-        except CorruptFileError as exc:
+        except TruncatedFileError:
             # HDF5 reads the file's size before it takes its lock: a writer that
             # grew the file in between makes it look truncated.  Real truncation
             # stays; a size read too early does not.
-            if "truncated file" not in str(exc) or attempt >= _STALE_SIZE_TRIES:
+            if attempt >= _STALE_SIZE_TRIES:
                 raise
             continue
         # (A dead writer's file read through its flags-cleared view (driver
@@ -125,9 +127,9 @@ def _open_live_aware(path: Path, mode: str, *, swmr: bool) -> h5py.File:
         raise _live_writer_error(path, mode)
     try:
         return _layout.open_file(path, mode, swmr=swmr)
+    except OpenInThisProcessError:
+        raise
     except DatabaseLockedError as exc:
-        if "this process" in str(exc):
-            raise
         if not _swmr_writer_flag(path):
             raise _plain_writer_error(path, mode, exc) from exc
         raise _live_writer_error(path, mode) from exc
@@ -143,7 +145,7 @@ def _open_live_aware(path: Path, mode: str, *, swmr: bool) -> h5py.File:
         if not status_flags_set(path):
             raise _closing_error(path) from exc
         # A dead writer's file: recover it (under its locks) and open it.
-        from hards_h5._autorecover import open_left_open  # noqa: PLC0415 - import cycle
+        from hards_h5.store.autorecover import open_left_open  # noqa: PLC0415 - import cycle
 
         return open_left_open(path, mode, swmr=swmr)
 
@@ -296,7 +298,7 @@ def start_swmr_write(h5: h5py.File, path: Path) -> None:
         try:
             h5.swmr_mode = True
         except RuntimeError as exc:  # noqa: PERF203 - a retry loop
-            if "unable to lock file" not in str(exc):
+            if not _layout.is_lock_conflict(exc):
                 raise
             if time.monotonic() > deadline:
                 msg = (

@@ -14,12 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
-
-from hards_h5 import _blobs, _codec, _layout, _scratch
-from hards_h5._log import DatasetLog, FileRef
-from hards_h5._nodes import H5Database, H5Dataset, iter_datasets
-from hards_h5._progress import Progress, Tally
+from hards_h5.api.nodes import H5Database, H5Dataset, iter_datasets
 from hards_h5.errors import (
     DatabaseExistsError,
     DoesNotExistError,
@@ -27,6 +22,12 @@ from hards_h5.errors import (
     MergeConflictError,
     MergeSourceError,
 )
+from hards_h5.store import blobs as _blobs
+from hards_h5.store import codec as _codec
+from hards_h5.store import layout as _layout
+from hards_h5.store import scratch as _scratch
+from hards_h5.store.log import DatasetLog, FileRef
+from hards_h5.store.progress import Progress, Tally
 
 __all__ = ["MergeConflictError", "MergeReport", "merge"]
 
@@ -67,7 +68,7 @@ class _Planner:
             except DoesNotExistError:
                 self._logs[names] = None
             else:
-                self._logs[names] = self.out._log(ds._names)  # noqa: SLF001
+                self._logs[names] = _log(self.out, _names(ds))
         return self._logs[names]
 
     def _current(self, key: _Key) -> _Planned:
@@ -77,7 +78,7 @@ class _Planner:
             names, point = key
             log = self._out_log(names)
             if log is not None:
-                node = 0 if not point else log.node_of(point)
+                node = _layout.DATASET_NODE if not point else log.node_of(point)
                 if node is not None:
                     planned.data = log.data(node)
                     planned.files = {n: r.sha256 for n, r in log.files(node).items()}
@@ -158,13 +159,13 @@ def merge(
             raise MergeSourceError(msg)
     for src in sources:  # a missing or unreadable input fails before OUTPUT is touched
         H5Database(src, "r").close()
+    _scratch.remove_stale(out)  # left by killed runs (merges', compacts'...)
     if exists:  # an existing output is rolled back if the merge fails part way
         _merge_into(out, sources, report, timeout=timeout, progress=progress)
         return report
     # A new output is built under a scratch name and linked into place when done:
     # it appears complete or not at all, and a failure never removes a file that
     # another process created meanwhile.
-    _scratch.remove_stale(out)
     scratch = _scratch.scratch_path(out, "merge")
     try:
         _layout.new_file(scratch)
@@ -197,17 +198,20 @@ def _merge_into(
         for src_path in sources:
             with H5Database(src_path, "r") as src:
                 for ds in iter_datasets(src):
-                    log = src._log(ds._names)  # noqa: SLF001
-                    planner.add((ds._names, ""), ds.data, log.files(0), str(src_path))  # noqa: SLF001
+                    names = _names(ds)
+                    log = _log(src, names)
+                    planner.add(
+                        (names, ""), ds.data, log.files(_layout.DATASET_NODE), str(src_path)
+                    )
                     for node, name in enumerate(log.names, start=1):
                         data = log.data(node)
-                        planner.add((ds._names, name), data, log.files(node), str(src_path))  # noqa: SLF001
+                        planner.add((names, name), data, log.files(node), str(src_path))
                         tally.add()
                     _finish_dataset(tally, src, ds)
         if planner.conflicts:
             raise MergeConflictError(str(output), planner.conflicts)
         known = _blob_index(out)
-        mark = _Mark.take(out)
+        mark = out.store.mark()  # (flushes first: nothing of the merge is pending yet)
         try:
             for src_path in sources:
                 with H5Database(src_path, "r") as src:
@@ -215,48 +219,18 @@ def _merge_into(
                         _copy_dataset(out, src, ds, known, report, tally=tally)
                         _finish_dataset(tally, src, ds)
         except BaseException:
-            mark.roll_back(out)  # an existing output is left as it was
+            out.store.roll_back(mark)  # an existing output is left as it was
             raise
 
 
-@dataclass
-class _Mark:
-    """Where the output's append-only arrays ended before the copy: a rollback point.
+def _names(ds: H5Dataset) -> tuple[str, ...]:
+    """Return the dataset names from the top of the file down to ``ds``."""
+    return tuple(ds.path_to_database())
 
-    Every log and ``/blobs`` only grow, so cutting them back to these lengths
-    (and unlinking datasets the merge created) undoes an unfinished merge.
-    """
 
-    rows: dict[str, tuple[int, int]]  # dataset group path -> (records rows, heap bytes)
-    blobs: int
-
-    @classmethod
-    def take(cls, out: H5Database) -> _Mark:
-        h5 = out._file()  # noqa: SLF001
-        out.flush()  # (nothing of the merge is pending yet)
-        rows = {
-            group.name: (group[_layout.RECORDS].shape[0], group[_layout.HEAP].shape[0])
-            for _, group in _layout.walk_datasets(h5)
-        }
-        return cls(rows, h5[_layout.BLOBS].shape[0])
-
-    def roll_back(self, out: H5Database) -> None:
-        for log in out._logs.values():  # noqa: SLF001
-            log.discard_pending()
-        out._logs.clear()  # noqa: SLF001
-        h5 = out._file()  # noqa: SLF001
-        created = []
-        for _, group in list(_layout.walk_datasets(h5)):
-            if group.name in self.rows:
-                rows, heap = self.rows[group.name]
-                group[_layout.RECORDS].resize((rows,))
-                group[_layout.HEAP].resize((heap,))
-            else:
-                created.append(group.name)
-        for name in created:  # parents come first; deleting one takes its children
-            if name in h5:
-                del h5[name]
-        h5[_layout.BLOBS].resize((self.blobs,))
+def _log(db: H5Database, names: tuple[str, ...]) -> DatasetLog:
+    """Return the record log of the dataset at ``names`` in ``db``'s store."""
+    return db.store.log(names, label=db.path)
 
 
 def _total_rows(sources: list[Path]) -> int:
@@ -264,20 +238,21 @@ def _total_rows(sources: list[Path]) -> int:
     total = 0
     for src_path in sources:
         with H5Database(src_path, "r") as src:
-            total += 2 * _layout.total_log_rows(src._file())  # noqa: SLF001
+            total += 2 * _layout.total_log_rows(src.store.file())
     return total
 
 
 def _finish_dataset(tally: Tally, src: H5Database, ds: H5Dataset) -> None:
     """Count the rest of ``ds``'s record rows once its datapoints are done."""
-    rows = _layout.log_rows(src._group(ds._names))  # noqa: SLF001
-    tally.add_rest(rows, len(src._log(ds._names).names))  # noqa: SLF001
+    names = _names(ds)
+    rows = _layout.log_rows(src.store.group(names, label=src.path))
+    tally.add_rest(rows, len(_log(src, names).names))
 
 
 def _blob_index(out: H5Database) -> dict[bytes, FileRef]:
     index: dict[bytes, FileRef] = {}
     for ds in iter_datasets(out):
-        log = out._log(ds._names)  # noqa: SLF001
+        log = _log(out, _names(ds))
         for node in range(len(log.names) + 1):
             for ref in log.files(node).values():
                 index.setdefault(ref.sha256, ref)
@@ -293,7 +268,7 @@ def _copy_dataset(
     *,
     tally: Tally,
 ) -> None:
-    names = ds._names  # noqa: SLF001
+    names = _names(ds)
     parent: H5Database | H5Dataset = out
     for name in names:
         if parent.has_dataset(name):
@@ -301,10 +276,10 @@ def _copy_dataset(
         else:
             parent = parent.create_dataset(name)
             report.datasets += 1
-    old = src._log(names)  # noqa: SLF001
-    new = out._log(names)  # noqa: SLF001
+    old = _log(src, names)
+    new = _log(out, names)
     label = "/".join(names)
-    blobs_in, blobs_out = src._blobs(), out._blobs()  # noqa: SLF001
+    copier = _blobs.BlobCopier(src.store.blobs(), out.store.blobs(), known)
 
     def fold(node_old: int, node_new: int) -> None:
         incoming = old.data(node_old)
@@ -320,15 +295,20 @@ def _copy_dataset(
             if have is not None and have.sha256 == ref.sha256:
                 report.skipped_identical += 1
                 continue
-            target = known.get(ref.sha256)
-            if target is None:
-                where = "/".join((*names, old.names[node_old - 1])) if node_old else label
-                target = _copy_file(blobs_in, ref, blobs_out, f"{src.path}: {where}: {fname!r}")
-                known[ref.sha256] = target
+            try:
+                target = copier.copy(ref)
+            except FileIntegrityError as exc:
+                where = (
+                    "/".join((*names, old.names[node_old - 1]))
+                    if node_old != _layout.DATASET_NODE
+                    else label
+                )
+                msg = f"{src.path}: {where}: {fname!r}: {exc}; nothing was merged"
+                raise FileIntegrityError(msg) from exc
             new.set_file(node_new, fname, target)
             report.files += 1
 
-    fold(0, 0)
+    fold(_layout.DATASET_NODE, _layout.DATASET_NODE)
     for node, name in enumerate(old.names, start=1):
         existing = new.node_of(name)
         if existing is None:
@@ -338,15 +318,6 @@ def _copy_dataset(
             report.skipped_identical += 1
         fold(node, existing)
         tally.add()
-
-
-def _copy_file(blobs_in: h5py.Dataset, ref: FileRef, blobs_out: h5py.Dataset, what: str) -> FileRef:
-    """Copy one attached file's bytes (checked against its SHA-256) into the output."""
-    try:
-        return _blobs.copy_blob(blobs_in, ref, blobs_out)
-    except FileIntegrityError as exc:
-        msg = f"{what}: {exc}; nothing was merged"
-        raise FileIntegrityError(msg) from exc
 
 
 _MISSING = object()

@@ -10,7 +10,7 @@ import numpy as np
 from hards_h5.errors import InvalidDataError, MissingDependencyError
 
 if TYPE_CHECKING:
-    from hards_h5._log import DatasetLog
+    from hards_h5.store.log import DatasetLog
 
 __all__ = ["MissingDependencyError", "frame"]  # the error lives in errors.py
 

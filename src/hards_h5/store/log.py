@@ -11,30 +11,28 @@ first record whose CRC does not match, so a torn append is never read.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Any
 
 import h5py
 import numpy as np
 
-from hards_h5 import _codec
-from hards_h5._layout import (
+from hards_h5.errors import CorruptFileError, StorageFullError
+from hards_h5.store import codec as _codec
+from hards_h5.store.layout import (
     BLOBS,
     CREATE,
     DATA,
     FILE,
     HEAP,
-    RECORD_DTYPE,
     RECORDS,
     check_space,
     is_disk_full,
     read_bytes,
     read_rows,
-    record_crc,
 )
-from hards_h5._replay import FileRef, State, apply_all, apply_each, apply_sealed, heap_span
-from hards_h5._seal import SEAL_MIN_ROWS, Seal, append_seal, find_seal, read_matching
-from hards_h5.errors import CorruptFileError, StorageFullError
+from hards_h5.store.records import Pending, encode
+from hards_h5.store.replay import FileRef, State, apply_all, apply_each, apply_sealed, heap_span
+from hards_h5.store.seal import SEAL_MIN_ROWS, Seal, append_seal, find_seal, read_matching
 
 __all__ = ["DatasetLog", "FileRef"]
 
@@ -42,15 +40,6 @@ SPILL_ROWS = 16384
 """Pending rows kept in memory before they are appended to the file unasked."""
 SPILL_BYTES = 16 << 20
 """Pending heap bytes kept in memory before they are appended to the file unasked."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    kind: int
-    node: int
-    name: bytes
-    body: bytes
-    blob: FileRef | None = None
 
 
 class DatasetLog:
@@ -68,7 +57,7 @@ class DatasetLog:
         self._state = State()
         self._applied = 0  # committed rows replayed
         self._seal: Seal | None = None  # the newest seal known to match the file
-        self._pending: list[_Pending] = []
+        self._pending: list[Pending] = []
         self._pending_bytes = 0
         self.big_ints = False
         """Whether some JSON text of this log may hold an integer beyond 64 bits
@@ -104,10 +93,6 @@ class DatasetLog:
                 f"node {node} is not a JSON object ({exc}); run 'hards-h5 check'"
             )
             raise CorruptFileError(msg) from exc
-
-    def data_text(self, node: int) -> str:
-        """Return the JSON text of ``node``'s data as a str."""
-        return self._state.body(node).decode()
 
     def files(self, node: int) -> dict[str, FileRef]:
         """Return ``node``'s files (the live mapping: do not mutate)."""
@@ -195,7 +180,7 @@ class DatasetLog:
         state.index[name] = node
         state.data.append(_codec.EMPTY)
         state.files.append(None)
-        self._push(_Pending(CREATE, node, name.encode(), b""))
+        self._push(Pending(CREATE, node, name.encode(), b""))
         return node
 
     def set_data(self, node: int, body: bytes) -> None:
@@ -207,12 +192,12 @@ class DatasetLog:
             self._pending_bytes += len(body) - len(last.body)
             last.body = body  # fold into the not-yet-written record
             return
-        self._push(_Pending(DATA, node, b"", body))
+        self._push(Pending(DATA, node, b"", body))
 
     def set_file(self, node: int, name: str, ref: FileRef) -> None:
         """Record that ``node``'s file ``name`` now holds the blob ``ref``."""
         self._state.add_file(node, name, ref)
-        self._push(_Pending(FILE, node, name.encode(), b"", ref))
+        self._push(Pending(FILE, node, name.encode(), b"", ref))
 
     @property
     def torn_rows(self) -> int:
@@ -233,7 +218,7 @@ class DatasetLog:
         self._pending = []
         self._pending_bytes = 0
 
-    def _push(self, item: _Pending) -> None:
+    def _push(self, item: Pending) -> None:
         self._pending.append(item)
         self._pending_bytes += len(item.name) + len(item.body)
         if len(self._pending) >= SPILL_ROWS or self._pending_bytes >= SPILL_BYTES:
@@ -276,7 +261,7 @@ class DatasetLog:
         if not pending:
             return
         heap_start = self._heap.shape[0]
-        rows, heap = _encode(pending, heap_start)
+        rows, heap = encode(pending, heap_start)
         # Refuse before HDF5 sees the bytes: an HDF5 write or flush that fails
         # with ENOSPC leaves the library unable to close the file cleanly.
         check_space(self._records.file.filename, len(heap) + rows.nbytes)
@@ -305,42 +290,3 @@ class DatasetLog:
         self._applied += len(rows)
         self._pending = self._pending[len(pending) :]
         self._pending_bytes = sum(len(item.name) + len(item.body) for item in self._pending)
-
-
-def _encode(pending: list[_Pending], heap_start: int) -> tuple[np.ndarray[Any, Any], bytes]:
-    """Return the record rows and heap bytes for ``pending``, heap starting at ``heap_start``."""
-    count = len(pending)
-    rows = np.zeros(count, dtype=RECORD_DTYPE)
-    name_off: list[int] = []
-    body_off: list[int] = []
-    body_len: list[int] = []
-    chunks: list[bytes] = []
-    offset = heap_start
-    for item in pending:
-        name_off.append(offset)
-        offset += len(item.name)
-        chunks.append(item.name)
-        if item.blob is None:
-            body_off.append(offset)
-            body_len.append(len(item.body))
-            offset += len(item.body)
-            chunks.append(item.body)
-        else:
-            body_off.append(item.blob.offset)
-            body_len.append(item.blob.size)
-    rows["kind"] = [item.kind for item in pending]
-    rows["node"] = [item.node for item in pending]
-    rows["name_off"] = name_off
-    rows["name_len"] = [len(item.name) for item in pending]
-    rows["body_off"] = body_off
-    rows["body_len"] = body_len
-    for i, item in enumerate(pending):
-        if item.blob is not None:
-            rows["sha256"][i] = np.frombuffer(item.blob.sha256, dtype=np.uint8)
-    raw = rows.tobytes()
-    size = RECORD_DTYPE.itemsize
-    rows["crc"] = [
-        record_crc(raw[i * size : (i + 1) * size - 4], item.name, item.body)
-        for i, item in enumerate(pending)
-    ]
-    return rows, b"".join(chunks)

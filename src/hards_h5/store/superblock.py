@@ -16,6 +16,7 @@ from pathlib import Path
 from hards_h5.errors import CorruptFileError, NotAHardsFileError
 
 __all__ = [
+    "HDF5_SIGNATURE",
     "clear_status_flags",
     "cleared_flags_patch",
     "end_of_file_address",
@@ -23,7 +24,8 @@ __all__ = [
     "status_flags",
 ]
 
-_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+"""The eight bytes an HDF5 superblock starts with."""
 _FLAGS_AT = 11
 _M = 0xFFFFFFFF
 
@@ -90,7 +92,7 @@ def _read_superblock(fd: int, path: Path) -> tuple[bytes, int] | None:
     status flags, so there is nothing a dead writer could have left set.
     """
     head = os.pread(fd, 64, 0)
-    if head[:8] != _SIGNATURE:
+    if head[:8] != HDF5_SIGNATURE:
         msg = f"{path}: no HDF5 superblock at offset 0"
         raise NotAHardsFileError(msg)
     version = head[8]

@@ -1,0 +1,1 @@
+"""Whole-file tools built on the API and the store: check, compact, recover, merge, migrate."""
