@@ -71,7 +71,8 @@ def _used_regions(path: Path) -> dict[str, list[tuple[int, int]]]:
             kind = name.rsplit("/", 1)[-1]
             for i in range(obj.id.get_num_chunks()):
                 info = obj.id.get_chunk_info(i)
-                used = min(info.size, obj.shape[0] * obj.dtype.itemsize)
+                start = info.chunk_offset[0] * obj.dtype.itemsize  # past the end: unused
+                used = min(info.size, obj.shape[0] * obj.dtype.itemsize - start)
                 if used > 0:
                     regions[kind].append((info.byte_offset, used))
 

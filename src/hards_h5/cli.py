@@ -444,6 +444,12 @@ def compact(file: Path) -> None:
     """
     with _bar("compact") as advance:
         report = _recover.compact(file, progress=advance)
+    if not report.rewritten:
+        click.echo(
+            f"{file}: already compact, kept as it is ({report.bytes_before} bytes; "
+            f"{_counts(report.datasets, report.datapoints, report.files)})"
+        )
+        return
     click.echo(
         f"{file}: {report.bytes_before} -> {report.bytes_after} bytes "
         f"({_counts(report.datasets, report.datapoints, report.files)})"

@@ -158,9 +158,9 @@ SEAL_BIG_INTS: Final = 1
 """Seal flag: some JSON text the sealed records point to may hold an integer beyond
 64 bits (so it must be parsed exactly)."""
 
-RECORDS_CHUNK: Final = 1024
-HEAP_CHUNK: Final = 1 << 16
-BLOBS_CHUNK: Final = 1 << 20
+RECORDS_CHUNK: Final = 64
+HEAP_CHUNK: Final = 1 << 12
+BLOBS_CHUNK: Final = 1 << 18
 
 
 def dataset_path(names: tuple[str, ...]) -> str:

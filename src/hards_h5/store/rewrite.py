@@ -77,7 +77,9 @@ class RewriteReport:
     cleared_flags : bool
         Whether recover cleared a dead writer's status flags.
     rewritten : bool
-        False when recover found a cleanly closed, undamaged file and left it alone.
+        False when recover found a cleanly closed, undamaged file and left it alone,
+        or when compact's rewrite would not have been smaller than the file (already
+        compact) and the original was kept.
 
     """
 
@@ -348,8 +350,14 @@ def rewrite_in_place(
     try:
         with open_unlocked(path) if source is None else contextlib.nullcontext(source) as src:
             report = _rewrite(src, tmp, strict=strict, progress=progress)
+            current = _format_version(src) == _layout.FORMAT_VERSION
         report.bytes_before = path.stat().st_size
         report.bytes_after = tmp.stat().st_size
+        if what == "compact" and current and report.bytes_after >= report.bytes_before:
+            # Nothing to gain (an already compact file): keep the original bytes.
+            report.bytes_after = report.bytes_before
+            report.rewritten = False
+            return report
         if backup:
             report.backup = _backup(path)
         _replace(tmp, path)
@@ -357,6 +365,14 @@ def rewrite_in_place(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return report
+
+
+def _format_version(f: h5py.File) -> int | None:
+    """Return the format version ``f`` says it has, or None if it cannot be read."""
+    try:
+        return int(f.attrs[_layout.ATTR_FORMAT])
+    except (KeyError, OSError, TypeError, ValueError):
+        return None
 
 
 def _backup(path: Path) -> Path:

@@ -35,6 +35,8 @@ def compact(path: str | os.PathLike[str], *, progress: Progress | None = None) -
 
     Dead space is superseded data records, replaced or orphaned file bytes and
     duplicated file contents.  The file must not be open in any other process.
+    A file is never made bigger: if the rewrite is not smaller (the file is
+    already compact), the original is kept and ``rewritten`` is False.
 
     Parameters
     ----------
