@@ -34,6 +34,7 @@ from hards_h5.errors import (
 )
 from hards_h5.store import blobs as _blobs
 from hards_h5.store import codec as _codec
+from hards_h5.store import fold as _fold
 from hards_h5.store import layout as _layout
 from hards_h5.store import scratch as _scratch
 from hards_h5.store import writer_info as _writer_info
@@ -301,6 +302,7 @@ def _rewrite(
             report.datapoints += copier.dataset(names, group)
             report.datasets += 1
         dst.flush()
+        _fold.fold_file(dst)  # the tree at rest (after the flush: the records come first)
     _layout.fsync_file(dst_path)
     return report
 
