@@ -339,3 +339,37 @@ def test_kill_during_the_fold_loses_nothing(tmp_path: Path) -> None:
         assert int(g.attrs["folded_records"]) == g["records"].shape[0]
     result = hards("check", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _small(path: Path, name: str) -> None:
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset(name)
+        ds.add_data({"name": name})
+        ds.create_datapoint("p").add_data({"n": name})
+
+
+def test_merge_import_and_recover_end_with_a_folded_tree(tmp_path: Path) -> None:
+    _small(tmp_path / "a.h5", "x")
+    _small(tmp_path / "b.h5", "y")
+    merged = tmp_path / "m.h5"
+    result = hards("merge", str(merged), str(tmp_path / "a.h5"), str(tmp_path / "b.h5"))
+    assert result.returncode == 0, result.stderr
+    assert plain_read(merged) == api_read(merged)
+    assert set(plain_read(merged)) == {"x", "y"}
+    result = hards("export", str(merged), str(tmp_path / "seed"))
+    assert result.returncode == 0, result.stderr
+    imported = tmp_path / "i.h5"
+    result = hards("import", str(tmp_path / "seed"), str(imported))
+    assert result.returncode == 0, result.stderr
+    assert plain_read(imported) == api_read(imported) == api_read(merged)
+    # A live writer leaves the tree behind; recover (which leaves a clean file alone) folds it.
+    with H5Database(imported) as db:
+        db.start_swmr()
+        db.get_dataset("x").create_datapoint("live").add_data({"l": 1})
+    with h5py.File(imported, "r") as f:
+        assert "live" not in f["/datasets/x/datapoints"]
+    result = hards("recover", str(imported))
+    assert result.returncode == 0, result.stderr
+    with h5py.File(imported, "r") as f:
+        assert "live" in f["/datasets/x/datapoints"]
+    assert plain_read(imported) == api_read(imported)

@@ -47,6 +47,7 @@ from hards_h5.store.superblock import status_flags
 __all__ = [
     "RewriteReport",
     "exclusive",
+    "fold_in_place",
     "left_open_problem",
     "open_unlocked",
     "preflight",
@@ -359,6 +360,20 @@ def rewrite_in_place(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return report
+
+
+def fold_in_place(path: Path) -> int:
+    """Fold the tree at rest of a cleanly closed file in place; return how many datasets.
+
+    For ``recover`` of a file it leaves alone (whose last writer may have been a
+    live one, which does not fold).  The caller holds the exclusive lock.
+    """
+    with h5py.File(
+        path, "r+", libver=_layout.LIBVER, locking=False, rdcc_nbytes=_layout.WRITER_CHUNK_CACHE
+    ) as f:
+        folded = _fold.fold_file(f)
+    _layout.fsync_file(path)
+    return folded
 
 
 def _backup(path: Path) -> Path:

@@ -18,6 +18,7 @@ from hards_h5.store.progress import Progress
 from hards_h5.store.rewrite import (
     RewriteReport,
     exclusive,
+    fold_in_place,
     left_open_problem,
     open_unlocked,
     preflight,
@@ -113,6 +114,7 @@ def recover(
             with open_unlocked(path) as f:
                 _audit.audit(f, healthy, progress)
             if healthy.ok:
+                fold_in_place(path)  # the tree at rest, if a live writer left it behind
                 size = path.stat().st_size
                 return RewriteReport(
                     datasets=healthy.datasets,
