@@ -297,12 +297,12 @@ import hards_h5.store.fold as fold
 calls = 0
 original = fold._set_text
 
-def signalling(oid, text):
+def signalling(*args, **kwargs):
     global calls
     calls += 1
     if calls == 3000:
         print("folding", flush=True)
-    original(oid, text)
+    original(*args, **kwargs)
 
 fold._set_text = signalling
 db = H5Database.create_database(sys.argv[1])

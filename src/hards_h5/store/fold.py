@@ -75,9 +75,12 @@ def folded_rows(group: h5py.Group) -> int:
     return int(np.asarray(group.attrs.get(ATTR_FOLDED, 0)).item())
 
 
-def _set_text(oid: h5py.h5o.ObjectID, text: str) -> None:
-    """Write the JSON text as the object's ``data`` attribute, in place if it exists."""
-    if h5py.h5a.exists(oid, _DATA):
+def _set_text(oid: h5py.h5o.ObjectID, text: str, *, new: bool = False) -> None:
+    """Write the JSON text as the object's ``data`` attribute, in place if it exists.
+
+    ``new``: the object was just created (it has no attribute yet).
+    """
+    if not new and h5py.h5a.exists(oid, _DATA):
         attr = h5py.h5a.open(oid, _DATA)
         if attr.get_type().get_class() != h5py.h5t.STRING or attr.shape != ():
             attr = None
@@ -170,6 +173,7 @@ def fold_log(group: h5py.Group, log: DatasetLog, *, blobs_len: int) -> int | Non
     existing = pid.get_num_objs()
     names = log.names
     for node in sorted(data_nodes | file_nodes):
+        new = False
         if node == _layout.DATASET_NODE:
             gid = group.id
         else:
@@ -177,9 +181,9 @@ def fold_log(group: h5py.Group, log: DatasetLog, *, blobs_len: int) -> int | Non
             if node <= existing and pid.links.exists(key):
                 gid = h5py.h5g.open(pid, key)
             else:
-                gid = h5py.h5g.create(pid, key)
+                gid, new = h5py.h5g.create(pid, key), True
         if node in data_nodes:
-            _set_text(gid, log.data_json(node).decode() or "{}")
+            _set_text(gid, log.data_json(node).decode() or "{}", new=new)
         if node in file_nodes:
             _fold_files(h5py.Group(gid), log.files(node), blobs_len)
     return applied
