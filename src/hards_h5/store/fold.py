@@ -57,6 +57,7 @@ ATTR_DATA: Final = "data"
 ATTR_FOLDED: Final = "folded_records"
 DOCUMENTATION: Final = "https://pypi.org/project/hards-h5/ (docs/format.md)"
 
+_NODE_BYTES = 512  # HDF5 metadata of one folded node (group, link, attribute), generously
 _STR = h5py.string_dtype()
 _STR_TYPE = h5py.h5t.py_create(_STR, logical=True)
 _DATA = ATTR_DATA.encode()
@@ -217,14 +218,21 @@ def fold_file(f: h5py.File, logs: dict[tuple[str, ...], DatasetLog] | None = Non
     replaying again.  A log that does not replay to its end (damage, for
     ``hards-h5 check`` and ``recover``) is left unfolded.  The marks are written
     after a flush of everything they vouch for.
+
+    Raises
+    ------
+    StorageFullError
+        Before anything is written, if the disk has no room for the tree (its
+        JSON texts are copies of the journal's): the tree then waits.
+
     """
     logs = logs or {}
-    stamp_root(f)
-    blobs_len = int(f[_layout.BLOBS].shape[0])
-    marks: list[tuple[h5py.Group, int]] = []
+    todo: list[tuple[h5py.Group, DatasetLog]] = []
+    needed = 0
     for names, group in _layout.walk_datasets(f):
         rows = _layout.log_rows(group)
-        if folded_rows(group) == rows and DATAPOINTS in group:
+        done = folded_rows(group)
+        if done == rows and DATAPOINTS in group:
             continue
         log = logs.get(names)
         if log is None:
@@ -234,6 +242,15 @@ def fold_file(f: h5py.File, logs: dict[tuple[str, ...], DatasetLog] | None = Non
                 continue
         if log.torn_rows or log.has_pending:
             continue
+        todo.append((group, log))
+        new_rows = log.applied - min(done, log.applied)
+        heap = int(group[_layout.HEAP].shape[0])
+        needed += heap * new_rows // max(log.applied, 1) + _NODE_BYTES * (new_rows + 1)
+    _layout.check_space(f.filename, needed)
+    stamp_root(f)
+    blobs_len = int(f[_layout.BLOBS].shape[0])
+    marks: list[tuple[h5py.Group, int]] = []
+    for group, log in todo:
         mark = fold_log(group, log, blobs_len=blobs_len)
         if mark is not None:
             marks.append((group, mark))

@@ -315,7 +315,6 @@ class Store:
         if self.live or h5.swmr_mode:
             return
         try:
-            _layout.check_space(self.path, 1 << 20)
             _fold.fold_file(h5, self.logs)
         except StorageFullError:  # refused before writing: the tree waits for the next close
             return
