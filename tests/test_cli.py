@@ -74,7 +74,7 @@ def test_tree_and_depth(demo: Path) -> None:
 
 def test_info_show_get_find(demo: Path, tmp_path: Path) -> None:
     info = hards("info", str(demo)).stdout
-    assert "format version         1" in info
+    assert "format version         2" in info
     assert "datapoints             1200" in info
     assert "writer                 none: closed cleanly" in info
     assert "status flags" not in info  # HDF5 details only with --verbose

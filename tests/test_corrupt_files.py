@@ -67,8 +67,9 @@ def _used_regions(path: Path) -> dict[str, list[tuple[int, int]]]:
     regions: dict[str, list[tuple[int, int]]] = {"records": [], "heap": [], "blobs": []}
 
     def visit(name: str, obj: object) -> None:
-        if isinstance(obj, h5py.Dataset):
-            kind = name.rsplit("/", 1)[-1]
+        kind = name.rsplit("/", 1)[-1]
+        # (the tree's file datasets are virtual or empty: no chunks of their own)
+        if isinstance(obj, h5py.Dataset) and kind in regions and obj.chunks is not None:
             for i in range(obj.id.get_num_chunks()):
                 info = obj.id.get_chunk_info(i)
                 start = info.chunk_offset[0] * obj.dtype.itemsize  # past the end: unused

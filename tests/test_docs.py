@@ -87,7 +87,13 @@ def test_inspect_page_shows_real_h5ls_output(tmp_path: Path) -> None:
     listing = subprocess.run(
         ["h5ls", "-r", "campaign.h5"], cwd=tmp_path, capture_output=True, text=True, check=True
     ).stdout
-    assert listing == _shown_output("inspect.md", "h5ls -r campaign.h5")
+    assert listing.startswith(_shown_output("inspect.md", "h5ls -r campaign.h5 | head"))
+    # The whole tree of a small demo campaign (3 samples per dataset).
+    assert _hards_h5(["demo", "--samples", "3", "small.h5"], tmp_path).returncode == 0
+    listing = subprocess.run(
+        ["h5ls", "-r", "small.h5"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
+    assert listing == _shown_output("inspect.md", "h5ls -r small.h5")
     info = _hards_h5(["info", "campaign.h5"], tmp_path).stdout
     shown = _shown_output("inspect.md", "hards-h5 info campaign.h5")
 

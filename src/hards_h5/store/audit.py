@@ -14,6 +14,7 @@ import h5py
 
 from hards_h5.errors import FileIntegrityError, HARDSError
 from hards_h5.store import blobs as _blobs
+from hards_h5.store import fold as _fold
 from hards_h5.store import layout as _layout
 from hards_h5.store import seal as _seal
 from hards_h5.store.log import DatasetLog
@@ -89,6 +90,11 @@ def _check_dataset(
             f"dataset {label!r}: {lost.damaged} torn or damaged record(s), "
             f"{log.torn_rows} unread from the first on ('hards-h5 recover' keeps every "
             f"intact one: {len(lost.names)} datapoints)"
+        )
+    else:
+        report.problems.extend(
+            f"dataset {label!r}: tree differs from the journal: {problem}"
+            for problem in _fold.tree_problems(group, log)
         )
     for node in range(len(log.names) + 1):
         where = label if node == _layout.DATASET_NODE else f"{label}/{log.names[node - 1]}"

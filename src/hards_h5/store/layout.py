@@ -83,7 +83,7 @@ __all__ = [
     "walk_datasets",
 ]
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 """Format version written by this release; files with a larger one are refused."""
 
 LIBVER: Final = ("v110", "latest")

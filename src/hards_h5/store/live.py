@@ -83,7 +83,7 @@ def open_waiting(path: Path, mode: str, *, swmr: bool, timeout: float | None) ->
 
 
 _REPLACED_TRIES = 20  # times the file may be replaced under an open before it gives up
-_STALE_SIZE_TRIES = 3  # opens that may find the file "truncated" before that is believed
+_STALE_SIZE_TRIES = 8  # opens that may find the file "truncated" before that is believed
 
 
 def _open_current(path: Path, mode: str, *, swmr: bool) -> h5py.File:
@@ -100,8 +100,11 @@ def _open_current(path: Path, mode: str, *, swmr: bool) -> h5py.File:
             # HDF5 reads the file's size before it takes its lock: a writer that
             # grew the file in between makes it look truncated.  Real truncation
             # stays; a size read too early does not.
+            # (A closing writer's fold grows the file in many steps: wait a
+            # little between tries rather than meet it again at once.)
             if attempt >= _STALE_SIZE_TRIES:
                 raise
+            time.sleep(0.002 * 2**attempt * random.uniform(0.5, 1.5))  # noqa: S311 - jitter
             continue
         # (A dead writer's file read through its flags-cleared view (driver
         # "fileobj") was opened on the descriptor _autorecover locked and checked.)

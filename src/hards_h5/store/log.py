@@ -200,6 +200,19 @@ class DatasetLog:
         self._push(Pending(FILE, node, name.encode(), b"", ref))
 
     @property
+    def applied(self) -> int:
+        """How many of the file's records are committed and replayed."""
+        return self._applied
+
+    def touched(self, start: int) -> tuple[set[int], set[int]]:
+        """Return the nodes whose data, and those whose files, records ``[start, applied)`` set."""
+        rows = read_rows(self._records, start, self._applied)
+        kinds, nodes = rows["kind"], rows["node"]
+        data = np.unique(nodes[(kinds == CREATE) | (kinds == DATA)])
+        files = np.unique(nodes[kinds == FILE])
+        return {int(n) for n in data}, {int(n) for n in files}
+
+    @property
     def torn_rows(self) -> int:
         """Rows in the file after the last valid record (ignored by replay)."""
         return int(self._records.shape[0]) - self._applied

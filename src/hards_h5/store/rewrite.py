@@ -34,6 +34,7 @@ from hards_h5.errors import (
 )
 from hards_h5.store import blobs as _blobs
 from hards_h5.store import codec as _codec
+from hards_h5.store import fold as _fold
 from hards_h5.store import layout as _layout
 from hards_h5.store import scratch as _scratch
 from hards_h5.store import writer_info as _writer_info
@@ -46,6 +47,7 @@ from hards_h5.store.superblock import status_flags
 __all__ = [
     "RewriteReport",
     "exclusive",
+    "fold_in_place",
     "left_open_problem",
     "open_unlocked",
     "preflight",
@@ -303,6 +305,7 @@ def _rewrite(
             report.datapoints += copier.dataset(names, group)
             report.datasets += 1
         dst.flush()
+        _fold.fold_file(dst)  # the tree at rest (after the flush: the records come first)
     _layout.fsync_file(dst_path)
     return report
 
@@ -350,10 +353,18 @@ def rewrite_in_place(
     try:
         with open_unlocked(path) if source is None else contextlib.nullcontext(source) as src:
             report = _rewrite(src, tmp, strict=strict, progress=progress)
-            current = _format_version(src) == _layout.FORMAT_VERSION
-        report.bytes_before = path.stat().st_size
-        report.bytes_after = tmp.stat().st_size
-        if what == "compact" and current and report.bytes_after >= report.bytes_before:
+            report.bytes_before = path.stat().st_size
+            report.bytes_after = tmp.stat().st_size
+            # Nothing to gain keeps the original only if it needs nothing else: the
+            # current format, and a tree that is complete and agrees with the journal
+            # (a live writer's close leaves it behind; the rewrite folds it afresh).
+            keep = (
+                what == "compact"
+                and report.bytes_after >= report.bytes_before
+                and _format_version(src) == _layout.FORMAT_VERSION
+                and _fold.tree_sound(src)
+            )
+        if keep:
             # Nothing to gain (an already compact file): keep the original bytes.
             report.bytes_after = report.bytes_before
             report.rewritten = False
@@ -373,6 +384,20 @@ def _format_version(f: h5py.File) -> int | None:
         return int(f.attrs[_layout.ATTR_FORMAT])
     except (KeyError, OSError, TypeError, ValueError):
         return None
+
+
+def fold_in_place(path: Path) -> int:
+    """Fold the tree at rest of a cleanly closed file in place; return how many datasets.
+
+    For ``recover`` of a file it leaves alone (whose last writer may have been a
+    live one, which does not fold).  The caller holds the exclusive lock.
+    """
+    with h5py.File(
+        path, "r+", libver=_layout.LIBVER, locking=False, rdcc_nbytes=_layout.WRITER_CHUNK_CACHE
+    ) as f:
+        folded = _fold.fold_file(f)
+    _layout.fsync_file(path)
+    return folded
 
 
 def _backup(path: Path) -> Path:

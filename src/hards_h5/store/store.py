@@ -35,6 +35,7 @@ from hards_h5.errors import (
     StorageFullError,
 )
 from hards_h5.store import blobs as _blobs
+from hards_h5.store import fold as _fold
 from hards_h5.store import layout as _layout
 from hards_h5.store import live as _live
 from hards_h5.store import writer_info as _writer_info
@@ -302,6 +303,31 @@ class Store:
             )
             raise StorageFullError(msg) from exc
 
+    def fold(self) -> None:
+        """Bring the HDF5 tree at rest up to date from the record logs (a closing writer).
+
+        Never in SWMR live mode: creating groups or attributes while SWMR readers
+        are attached makes them fail.  The tree is then completed by the next
+        writer's close (or ``compact``).  Everything is flushed before, so a fold
+        that fails or is killed loses nothing: the next close folds again.
+        """
+        h5 = self.file()
+        if self.live or h5.swmr_mode:
+            return
+        try:
+            _fold.fold_file(h5, self.logs)
+        except StorageFullError:  # refused before writing: the tree waits for the next close
+            return
+        except (OSError, RuntimeError) as exc:
+            if not _layout.is_disk_full(exc):
+                raise
+            msg = (
+                f"{self.path}: the disk filled up while writing the HDF5 tree at close; "
+                "every record was flushed before and is intact. If the file then refuses "
+                f"to open, run 'hards-h5 recover {self.path}'"
+            )
+            raise StorageFullError(msg) from exc
+
     def release(self) -> None:
         """Write pending records, flush, fsync and close the file (its last handle's end)."""
         h5, logs, path = self.file(), self.logs, self.path
@@ -310,6 +336,7 @@ class Store:
             if self.mode != "r" and h5.id.valid:
                 self.write_through(closing=True)
                 self.seal_logs()
+                self.fold()
         finally:
             logs.clear()
             _writer_info.withdraw(path)  # before the file is let go: a next writer's is not ours

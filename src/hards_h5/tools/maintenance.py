@@ -18,6 +18,7 @@ from hards_h5.store.progress import Progress
 from hards_h5.store.rewrite import (
     RewriteReport,
     exclusive,
+    fold_in_place,
     left_open_problem,
     open_unlocked,
     preflight,
@@ -36,7 +37,9 @@ def compact(path: str | os.PathLike[str], *, progress: Progress | None = None) -
     Dead space is superseded data records, replaced or orphaned file bytes and
     duplicated file contents.  The file must not be open in any other process.
     A file is never made bigger: if the rewrite is not smaller (the file is
-    already compact), the original is kept and ``rewritten`` is False.
+    already compact), the original is kept and ``rewritten`` is False — unless
+    its tree at rest is incomplete or disagrees with the journal, which the
+    rewrite builds afresh (adding the tree's bytes if a live writer left it out).
 
     Parameters
     ----------
@@ -115,6 +118,7 @@ def recover(
             with open_unlocked(path) as f:
                 _audit.audit(f, healthy, progress)
             if healthy.ok:
+                fold_in_place(path)  # the tree at rest, if a live writer left it behind
                 size = path.stat().st_size
                 return RewriteReport(
                     datasets=healthy.datasets,

@@ -1,0 +1,336 @@
+"""The fold: bring the HDF5 tree at rest up to date from the record logs.
+
+The record logs are the journal *in flight*: fast appends, SWMR live readers,
+crash recovery.  At rest, the file also holds the design card's tree, which any
+HDF5 tool reads without hards-h5 (see ``docs/format.md``)::
+
+    <dataset group>/                     attrs: data = the dataset's JSON text,
+                                                folded_records = rows folded so far
+        datapoints/                      group, creation order tracked
+            <name>/                      attrs: data = the datapoint's JSON text
+                files/<file name>        uint8 dataset (the file's bytes)
+        files/<file name>                the dataset's own files, likewise
+
+The journal is authoritative; the tree is derived from it.  :func:`fold_file`
+folds only the records after each log's ``folded_records`` mark, and writes the
+marks only after the groups and attributes they vouch for are flushed, so a fold
+killed midway is simply done again (existing groups are reused, attributes are
+written in place) by the next writer's close, ``compact`` or ``recover``.
+
+A file's dataset is a same-file *virtual* dataset mapped onto its range of
+``/blobs``, so folding never copies a file's bytes.  A JSON attribute is written
+in place when it exists: HDF5 keeps a rewritten variable-length attribute's old
+value as dead space when the attribute is deleted and created again (2,000
+rewrites of a 2.5 KB text: 4.5 MB against 6 KB in place).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Final
+
+import h5py
+import numpy as np
+
+from hards_h5._version import __version__
+from hards_h5.store import layout as _layout
+from hards_h5.store.log import DatasetLog
+from hards_h5.store.records import FileRef
+
+__all__ = [
+    "ATTR_DATA",
+    "ATTR_FOLDED",
+    "DATAPOINTS",
+    "FILES",
+    "file_range",
+    "fold_file",
+    "fold_log",
+    "folded_rows",
+    "set_mark",
+    "stamp_root",
+    "tree_problems",
+    "tree_sound",
+]
+
+DATAPOINTS: Final = "datapoints"
+FILES: Final = "files"
+ATTR_DATA: Final = "data"
+ATTR_FOLDED: Final = "folded_records"
+DOCUMENTATION: Final = "https://pypi.org/project/hards-h5/ (docs/format.md)"
+
+_NODE_BYTES = 512  # HDF5 metadata of one folded node (group, link, attribute), generously
+_STR = h5py.string_dtype()
+_STR_TYPE = h5py.h5t.py_create(_STR, logical=True)
+_DATA = ATTR_DATA.encode()
+_ORDER = h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED
+
+
+def _tracked_gcpl() -> h5py.h5p.PropGCID:
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_link_creation_order(_ORDER)
+    gcpl.set_attr_creation_order(_ORDER)
+    return gcpl
+
+
+def folded_rows(group: h5py.Group) -> int:
+    """Return how many records of a dataset group's log the tree reflects."""
+    return int(np.asarray(group.attrs.get(ATTR_FOLDED, 0)).item())
+
+
+def _set_text(oid: h5py.h5o.ObjectID, text: str, *, new: bool = False) -> None:
+    """Write the JSON text as the object's ``data`` attribute, in place if it exists.
+
+    ``new``: the object was just created (it has no attribute yet).
+    """
+    if not new and h5py.h5a.exists(oid, _DATA):
+        attr = h5py.h5a.open(oid, _DATA)
+        if attr.get_type().get_class() != h5py.h5t.STRING or attr.shape != ():
+            attr = None
+            h5py.h5a.delete(oid, _DATA)
+    else:
+        attr = None
+    if attr is None:
+        attr = h5py.h5a.create(oid, _DATA, _STR_TYPE, h5py.h5s.create(h5py.h5s.SCALAR))
+    attr.write(np.array(text, dtype=_STR))
+
+
+def file_range(dataset: h5py.Dataset) -> tuple[int, int] | None:
+    """Return ``(offset, size)`` of ``/blobs`` a file's dataset maps, or None if none."""
+    if not dataset.is_virtual:
+        return None if dataset.shape != (0,) else (0, 0)
+    sources = dataset.virtual_sources()
+    if len(sources) != 1 or sources[0].dset_name != "/" + _layout.BLOBS:
+        return None
+    if sources[0].file_name != ".":
+        return None
+    lo, hi = sources[0].src_space.get_select_bounds()
+    return int(lo[0]), int(hi[0]) - int(lo[0]) + 1
+
+
+def _file_matches(dataset: h5py.Dataset, ref: FileRef) -> bool:
+    want = (ref.offset, ref.size) if ref.size else (0, 0)
+    return file_range(dataset) == want and dataset.attrs.get("sha256") == ref.sha256.hex()
+
+
+def _write_file(files: h5py.Group, name: str, ref: FileRef, blobs_len: int) -> None:
+    if ref.size:
+        layout = h5py.VirtualLayout(shape=(ref.size,), dtype=np.uint8)
+        source = h5py.VirtualSource(".", "/" + _layout.BLOBS, shape=(blobs_len,))
+        layout[:] = source[ref.offset : ref.offset + ref.size]
+        dataset = files.create_virtual_dataset(name, layout)
+    else:
+        dataset = files.create_dataset(name, shape=(0,), dtype=np.uint8)
+    attrs = dataset.attrs
+    attrs["file_name"] = name
+    attrs["size"] = np.int64(ref.size)
+    attrs["sha256"] = ref.sha256.hex()
+    attrs["algorithm"] = "sha256"
+    attrs["type"] = mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def _fold_files(node: h5py.Group, refs: dict[str, FileRef], blobs_len: int) -> None:
+    """Make ``node/files`` hold one dataset per file, in the files' order."""
+    if not refs:
+        return
+    files = node.get(FILES)
+    if files is None:
+        files = h5py.Group(h5py.h5g.create(node.id, FILES.encode(), gcpl=_tracked_gcpl()))
+    names = list(refs)
+    present = list(files)
+    # Keep the longest prefix that already matches; rebuild the rest in order (a
+    # replaced file's dataset is re-pointed, and the list keeps the HARDS order).
+    keep = 0
+    while (
+        keep < len(names)
+        and keep < len(present)
+        and present[keep] == names[keep]
+        and _file_matches(files[names[keep]], refs[names[keep]])
+    ):
+        keep += 1
+    for name in present[keep:]:
+        del files[name]
+    for name in names[keep:]:
+        _write_file(files, name, refs[name], blobs_len)
+
+
+def fold_log(group: h5py.Group, log: DatasetLog, *, blobs_len: int) -> int | None:
+    """Fold the records of ``log`` after ``group``'s mark into the tree.
+
+    Returns the new mark to write (after a flush) with :func:`set_mark`, or None
+    if the tree is already up to date.  ``blobs_len`` is the length of ``/blobs``.
+    """
+    applied = log.applied
+    done = folded_rows(group)
+    if done == applied and DATAPOINTS in group:
+        return None
+    if done > applied:  # a mark from a longer log (cannot happen; start over)
+        done = 0
+    data_nodes, file_nodes = log.touched(done)
+    if done == 0:
+        data_nodes.add(_layout.DATASET_NODE)
+    points = group.get(DATAPOINTS)
+    if points is None:
+        points = h5py.Group(h5py.h5g.create(group.id, DATAPOINTS.encode(), gcpl=_tracked_gcpl()))
+    pid = points.id
+    existing = pid.get_num_objs()
+    names = log.names
+    for node in sorted(data_nodes | file_nodes):
+        new = False
+        if node == _layout.DATASET_NODE:
+            gid = group.id
+        else:
+            key = names[node - 1].encode()
+            if node <= existing and pid.links.exists(key):
+                gid = h5py.h5g.open(pid, key)
+            else:
+                gid, new = h5py.h5g.create(pid, key), True
+        if node in data_nodes:
+            _set_text(gid, log.data_json(node).decode() or "{}", new=new)
+        if node in file_nodes:
+            _fold_files(h5py.Group(gid), log.files(node), blobs_len)
+    return applied
+
+
+def set_mark(group: h5py.Group, rows: int) -> None:
+    """Record that ``group``'s tree reflects its first ``rows`` records."""
+    group.attrs[ATTR_FOLDED] = np.int64(rows)
+
+
+def stamp_root(f: h5py.File) -> None:
+    """Write the root attributes that say what the file is (format version 2)."""
+    attrs = f.attrs
+    if int(np.asarray(attrs.get(_layout.ATTR_FORMAT, 0)).item()) != _layout.FORMAT_VERSION:
+        attrs[_layout.ATTR_FORMAT] = np.int64(_layout.FORMAT_VERSION)
+    for key, value in (
+        ("format", "hards-h5"),
+        ("documentation", DOCUMENTATION),
+        (_layout.ATTR_CREATOR, f"hards-h5 {__version__}"),
+    ):
+        if attrs.get(key) != value:
+            attrs[key] = value
+    if attrs.get("format_version") != _layout.FORMAT_VERSION:
+        attrs["format_version"] = np.int64(_layout.FORMAT_VERSION)
+
+
+def tree_sound(f: h5py.File) -> bool:
+    """Whether every dataset's tree reflects its whole log and agrees with it.
+
+    For ``compact``, which keeps an already compact file as it is only when its
+    tree needs nothing (a live writer's close leaves it behind; a tree edited by
+    hand differs from the journal): reads every node's ``data`` attribute.
+    """
+    for _, group in _layout.walk_datasets(f):
+        if folded_rows(group) != _layout.log_rows(group) or DATAPOINTS not in group:
+            return False
+        try:
+            log = DatasetLog(group, writable=False)
+        except (KeyError, OSError, RuntimeError, ValueError):
+            return False
+        if log.torn_rows or tree_problems(group, log):
+            return False
+    return True
+
+
+def fold_file(f: h5py.File, logs: dict[tuple[str, ...], DatasetLog] | None = None) -> int:
+    """Fold every dataset whose log has records beyond its mark; return how many.
+
+    ``logs`` are logs already replayed (by dataset names), reused instead of
+    replaying again.  A log that does not replay to its end (damage, for
+    ``hards-h5 check`` and ``recover``) is left unfolded.  The marks are written
+    after a flush of everything they vouch for.
+
+    Raises
+    ------
+    StorageFullError
+        Before anything is written, if the disk has no room for the tree (its
+        JSON texts are copies of the journal's): the tree then waits.
+
+    """
+    logs = logs or {}
+    todo: list[tuple[h5py.Group, DatasetLog]] = []
+    needed = 0
+    for names, group in _layout.walk_datasets(f):
+        rows = _layout.log_rows(group)
+        done = folded_rows(group)
+        if done == rows and DATAPOINTS in group:
+            continue
+        log = logs.get(names)
+        if log is None:
+            try:
+                log = DatasetLog(group, writable=True)
+            except (KeyError, OSError, RuntimeError, ValueError):
+                continue
+        if log.torn_rows or log.has_pending:
+            continue
+        todo.append((group, log))
+        new_rows = log.applied - min(done, log.applied)
+        heap = int(group[_layout.HEAP].shape[0])
+        needed += heap * new_rows // max(log.applied, 1) + _NODE_BYTES * (new_rows + 1)
+    _layout.check_space(f.filename, needed)
+    stamp_root(f)
+    blobs_len = int(f[_layout.BLOBS].shape[0])
+    marks: list[tuple[h5py.Group, int]] = []
+    for group, log in todo:
+        mark = fold_log(group, log, blobs_len=blobs_len)
+        if mark is not None:
+            marks.append((group, mark))
+    if marks:
+        f.flush()
+        for group, mark in marks:
+            set_mark(group, mark)
+    return len(marks)
+
+
+def tree_problems(group: h5py.Group, log: DatasetLog) -> list[str]:
+    """Return how ``group``'s tree differs from its (completely replayed) journal.
+
+    Nodes changed by records after the ``folded_records`` mark are only "not yet
+    folded" (the next writer's close folds them), not damage, and are skipped.
+    """
+    mark = folded_rows(group)
+    if mark > log.applied:
+        return [f"tree marked as folded up to record {mark}, but the log has {log.applied}"]
+    if mark == 0 and DATAPOINTS not in group:
+        return []  # never folded (a version-1 file, or a live writer's): nothing to compare
+    pending_data, pending_files = log.touched(mark)
+    skip = pending_data | pending_files
+    points = group.get(DATAPOINTS)
+    problems: list[str] = []
+    tree_order = [] if points is None else list(points)
+    folded_names = [n for k, n in enumerate(log.names, start=1) if k not in skip]
+    if [n for n in tree_order if n in set(folded_names)] != folded_names:
+        problems.append("datapoint groups missing or out of creation order")
+    for node in range(len(log.names) + 1):
+        if node in skip:
+            continue
+        if node == _layout.DATASET_NODE:
+            obj: h5py.Group | None = group
+            where = "the dataset"
+        else:
+            name = log.names[node - 1]
+            obj = None if points is None else points.get(name)
+            where = f"datapoint {name!r}"
+        if not isinstance(obj, h5py.Group):
+            problems.append(f"{where}: no group in the tree")
+            continue
+        problems.extend(_node_problems(obj, where, log, node))
+    return problems
+
+
+def _node_problems(obj: h5py.Group, where: str, log: DatasetLog, node: int) -> list[str]:
+    problems = []
+    want = log.data_json(node).decode() or "{}"
+    if obj.attrs.get(ATTR_DATA) != want:
+        problems.append(f"{where}: the tree's 'data' attribute differs from the journal")
+    refs = log.files(node)
+    files = obj.get(FILES)
+    have = [] if files is None else list(files)
+    if have != list(refs):
+        problems.append(f"{where}: the tree's files {have} differ from the journal's")
+        return problems
+    problems.extend(
+        f"{where}: the tree's file {fname!r} points at other bytes"
+        for fname, ref in refs.items()
+        if not _file_matches(files[fname], ref)
+    )
+    return problems

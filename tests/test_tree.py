@@ -1,0 +1,392 @@
+"""The HDF5 tree at rest: what a stranger with plain h5py (or h5ls) finds after close."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cli_runner import hards, python_child
+from hards_h5 import H5Database
+from hards_h5.errors import AutoRecoveryWarning
+from hards_h5.store.layout import FORMAT_VERSION
+
+DATA_DIR = Path(__file__).parent / "data"
+
+
+# ---------------------------------------------------------------- plain h5py
+def plain_read(path: Path) -> dict[str, Any]:
+    """Read a campaign with nothing but h5py and json (no hards_h5): the stranger's view."""
+
+    def node(group: h5py.Group) -> dict[str, Any]:
+        files = group.get("files")
+        return {
+            "data": json.loads(group.attrs["data"]),
+            "files": {} if files is None else {n: files[n][()].tobytes() for n in files},
+        }
+
+    def dataset(group: h5py.Group) -> dict[str, Any]:
+        out = node(group)
+        points = group["datapoints"]
+        out["points"] = [(name, node(points[name])) for name in points]
+        out["children"] = {n: dataset(c) for n, c in group["datasets"].items()}
+        return out
+
+    with h5py.File(path, "r") as f:
+        return {n: dataset(g) for n, g in f["datasets"].items()}
+
+
+def api_read(path: Path) -> dict[str, Any]:
+    """The same picture through the HARDS API."""
+
+    def node(obj: Any) -> dict[str, Any]:
+        return {
+            "data": obj.data,
+            "files": {n: Path(obj.get_file(n)).read_bytes() for n in obj.files},
+        }
+
+    def dataset(ds: Any) -> dict[str, Any]:
+        out = node(ds)
+        out["points"] = [(p, node(ds.get_datapoint(p))) for p in ds.datapoints]
+        out["children"] = {c: dataset(ds.get_dataset(c)) for c in ds.children}
+        return out
+
+    with H5Database(path, mode="r") as db:
+        return {c: dataset(db.get_dataset(c)) for c in db.children}
+
+
+# ---------------------------------------------------------------- campaigns
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+json_objects = st.dictionaries(
+    st.text(max_size=8),
+    st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3), max_leaves=6),
+    max_size=4,
+)
+DATASETS = ["a", "b", "a/c"]
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("point"), st.sampled_from(DATASETS), st.sampled_from("pqrs")),
+        st.tuples(
+            st.just("data"), st.sampled_from(DATASETS), st.sampled_from("pqrs-"), json_objects
+        ),
+        st.tuples(
+            st.just("file"),
+            st.sampled_from(DATASETS),
+            st.sampled_from("pqrs-"),
+            st.sampled_from(["x.txt", "y.png", "z"]),
+            st.binary(max_size=300),
+        ),
+        st.tuples(st.just("reopen")),
+    ),
+    max_size=25,
+)
+
+
+def _run(path: Path, scratch: Path, steps: list[tuple[Any, ...]]) -> None:
+    db = H5Database.create_database(path)
+    try:
+        for step in steps:
+            if step[0] == "reopen":
+                db.close()
+                db = H5Database(path)
+                continue
+            ds = db
+            for part in step[1].split("/"):
+                ds = ds.get_dataset(part) if ds.has_dataset(part) else ds.create_dataset(part)
+            if step[0] == "point":
+                if not ds.has_datapoint(step[2]):
+                    ds.create_datapoint(step[2])
+                continue
+            target = ds
+            if step[2] != "-":
+                if not ds.has_datapoint(step[2]):
+                    continue
+                target = ds.get_datapoint(step[2])
+            if step[0] == "data":
+                target.add_data(step[3])
+            else:
+                src = scratch / step[3]
+                src.write_bytes(step[4])
+                target.add_file(src)
+    finally:
+        db.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=ops)
+def test_plain_h5py_reader_finds_what_the_api_returns(
+    tmp_path: Path, steps: list[tuple[Any, ...]]
+) -> None:
+    work = tmp_path / f"run{abs(hash(str(steps))) % 10**9}"
+    work.mkdir()
+    path = work / "c.h5"
+    _run(path, work, steps)
+    assert plain_read(path) == api_read(path)
+
+
+def test_tree_order_data_and_file_attributes(tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    src = tmp_path / "notes.txt"
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("runs")
+        ds.add_data({"seed": 3})
+        for i in (5, 1, 3):
+            ds.create_datapoint(f"sample-{i}").add_data({"i": i})
+        src.write_text("one")
+        ds.get_datapoint("sample-1").add_file(src)
+        src.write_text("two, longer")
+        ds.get_datapoint("sample-1").add_file(src)  # replaced: re-pointed
+        big = "x" * 200_000  # far beyond HDF5's 64 KiB compact attribute limit
+        ds.get_datapoint("sample-3").add_data({"big": big})
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format"] == "hards-h5"
+        assert int(f.attrs["format_version"]) == FORMAT_VERSION == 2
+        assert int(f.attrs["hards_h5_format"]) == 2
+        assert "format.md" in f.attrs["documentation"]
+        g = f["/datasets/runs"]
+        assert list(g["datapoints"]) == ["sample-5", "sample-1", "sample-3"]
+        assert json.loads(g.attrs["data"]) == {"seed": 3}
+        assert json.loads(g["datapoints/sample-3"].attrs["data"])["big"] == big
+        d = g["datapoints/sample-1/files/notes.txt"]
+        assert d[()].tobytes() == b"two, longer"
+        assert d.is_virtual
+        assert d.dtype == np.uint8
+        assert dict(d.attrs) == {
+            "file_name": "notes.txt",
+            "size": 11,
+            "sha256": __import__("hashlib").sha256(b"two, longer").hexdigest(),
+            "algorithm": "sha256",
+            "type": "text/plain",
+        }
+        assert int(g.attrs["folded_records"]) == g["records"].shape[0]
+
+
+def test_rewriting_data_does_not_leak_space(tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    size = 20_000
+    with H5Database.create_database(path) as db:
+        db.create_dataset("d").create_datapoint("p").add_data({"v": "x" * size})
+    sizes = []
+    for i in range(40):
+        with H5Database(path) as db:  # one fold per close: the attribute is rewritten
+            db.get_dataset("d").get_datapoint("p").add_data({"v": f"{i:02d}" * (size // 2)})
+        sizes.append(path.stat().st_size)
+    # The log grows by one record and its ~20 KB JSON text per change; an attribute
+    # rewrite that leaked the old value would add another ~20 KB each time.
+    growth = sizes[-1] - sizes[9]
+    assert growth < 30 * size * 1.3, sizes
+
+
+@pytest.mark.skipif(shutil.which("h5ls") is None, reason="h5ls not installed")
+def test_h5ls_shows_datapoints_and_files(tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    src = tmp_path / "plot.png"
+    src.write_bytes(b"\x89PNG fake")
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("mc")
+        ds.create_datapoint("sample-000001").add_file(src)
+        ds.create_datapoint("sample-000002")
+    out = subprocess.run(
+        ["h5ls", "-r", str(path)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert "/datasets/mc/datapoints/sample-000001 Group" in out
+    assert "/datasets/mc/datapoints/sample-000002 Group" in out
+    assert "/datasets/mc/datapoints/sample-000001/files/plot.png Dataset {9}" in out
+
+
+# ------------------------------------------------------------- version 1
+def test_version_1_file_reads_and_is_upgraded_by_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "v1.h5"
+    shutil.copyfile(DATA_DIR / "campaign_v1.h5", path)
+    with h5py.File(path, "r") as f:
+        assert int(f.attrs["hards_h5_format"]) == 1
+        assert "datapoints" not in f["/datasets/monte_carlo"]
+    with H5Database(path, mode="r") as db:
+        mc = db.get_dataset("monte_carlo")
+        assert mc.datapoints == [f"sample-{i:06d}" for i in range(3)]
+        assert mc.get_datapoint("sample-000001").data == {"x": 10, "name": "s1"}
+    assert hards("check", str(path)).returncode == 0
+    H5Database(path).close()  # the first writer folds and upgrades
+    with h5py.File(path, "r") as f:
+        assert int(f.attrs["hards_h5_format"]) == 2
+        mc = f["/datasets/monte_carlo"]
+        note = mc["datapoints/sample-000001/files/notes.txt"][()].tobytes()
+        assert note == b"second version\n"
+        assert mc["files/empty.bin"][()].tobytes() == b""
+    assert plain_read(path) == api_read(path)
+    assert hards("check", str(path)).returncode == 0
+
+
+def test_compact_folds_a_version_1_file(tmp_path: Path) -> None:
+    path = tmp_path / "v1.h5"
+    shutil.copyfile(DATA_DIR / "campaign_v1.h5", path)
+    result = hards("compact", str(path))
+    assert result.returncode == 0, result.stderr
+    with h5py.File(path, "r") as f:
+        assert int(f.attrs["hards_h5_format"]) == 2
+    assert plain_read(path) == api_read(path)
+
+
+# ------------------------------------------------------------------ check
+def test_check_reports_a_tree_that_differs_from_the_journal(tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    src = tmp_path / "a.txt"
+    src.write_text("a")
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("d")
+        ds.create_datapoint("p").add_data({"v": 1})
+        ds.create_datapoint("q").add_file(src)
+    assert hards("check", str(path)).returncode == 0
+    with h5py.File(path, "r+") as f:
+        f["/datasets/d/datapoints/p"].attrs.modify("data", '{"v": 2}')
+        del f["/datasets/d/datapoints/q/files/a.txt"]
+    result = hards("check", str(path))
+    assert result.returncode != 0
+    assert "'data' attribute differs" in result.stdout + result.stderr
+    assert "files" in result.stdout + result.stderr
+    H5Database(path).close()  # the journal is authoritative: check names the damage
+    assert hards("check", str(path)).returncode != 0
+    assert hards("compact", str(path)).returncode == 0  # a rewrite builds it again
+    assert hards("check", str(path)).returncode == 0
+    assert plain_read(path) == api_read(path)
+
+
+# ------------------------------------------------------------------- SWMR
+def test_live_writer_does_not_fold_and_the_next_writer_does(tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    with H5Database.create_database(path) as db:
+        db.create_dataset("d").create_datapoint("before")
+    with H5Database(path) as db:
+        db.start_swmr()
+        db.get_dataset("d").create_datapoint("live").add_data({"x": 1})
+    with h5py.File(path, "r") as f:
+        g = f["/datasets/d"]
+        assert list(g["datapoints"]) == ["before"]  # not folded in live mode
+        assert int(g.attrs["folded_records"]) < g["records"].shape[0]
+    assert hards("check", str(path)).returncode == 0  # behind its mark: not damage
+    H5Database(path).close()
+    with h5py.File(path, "r") as f:
+        assert list(f["/datasets/d/datapoints"]) == ["before", "live"]
+    assert plain_read(path) == api_read(path)
+
+
+def test_compact_folds_what_a_live_writer_left_behind(tmp_path: Path) -> None:
+    # compact keeps an already compact file as it is, but never one whose tree is
+    # behind its journal (a live writer's close does not fold)
+    path = tmp_path / "c.h5"
+    with H5Database.create_database(path) as db:
+        db.create_dataset("d").create_datapoint("before")
+    with H5Database(path) as db:
+        db.start_swmr()
+        db.get_dataset("d").create_datapoint("live").add_data({"x": 1})
+    with h5py.File(path, "r") as f:
+        assert list(f["/datasets/d/datapoints"]) == ["before"]
+    assert hards("compact", str(path)).returncode == 0
+    with h5py.File(path, "r") as f:
+        assert list(f["/datasets/d/datapoints"]) == ["before", "live"]
+    assert plain_read(path) == api_read(path)
+
+
+# ----------------------------------------------------------------- kill -9
+_FOLD_CHILD = r"""
+import sys
+from hards_h5 import H5Database
+import hards_h5.store.fold as fold
+
+calls = 0
+original = fold._set_text
+
+def signalling(*args, **kwargs):
+    global calls
+    calls += 1
+    if calls == 3000:
+        print("folding", flush=True)
+    original(*args, **kwargs)
+
+fold._set_text = signalling
+db = H5Database.create_database(sys.argv[1])
+ds = db.create_dataset("big")
+for i in range(int(sys.argv[2])):
+    ds.create_datapoint(f"p{i:06d}").add_data({"i": i})
+db.flush()
+print("flushed", flush=True)
+db.close()
+print("closed", flush=True)
+"""
+
+
+def test_kill_during_the_fold_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    count = 40_000
+    child = python_child(_FOLD_CHILD, str(path), str(count))
+    assert child.stdout is not None
+    try:
+        assert child.stdout.readline().strip() == "flushed"
+        assert child.stdout.readline().strip() == "folding"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=300)
+    assert child.returncode == -signal.SIGKILL
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AutoRecoveryWarning)
+        H5Database(path).close()  # recovers the dead writer's file, then folds
+    with h5py.File(path, "r") as f:
+        g = f["/datasets/big"]
+        names = list(g["datapoints"])
+        assert names == [f"p{i:06d}" for i in range(count)]
+        assert json.loads(g["datapoints/p039999"].attrs["data"]) == {"i": count - 1}
+        assert int(g.attrs["folded_records"]) == g["records"].shape[0]
+    result = hards("check", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _small(path: Path, name: str) -> None:
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset(name)
+        ds.add_data({"name": name})
+        ds.create_datapoint("p").add_data({"n": name})
+
+
+def test_merge_import_and_recover_end_with_a_folded_tree(tmp_path: Path) -> None:
+    _small(tmp_path / "a.h5", "x")
+    _small(tmp_path / "b.h5", "y")
+    merged = tmp_path / "m.h5"
+    result = hards("merge", str(merged), str(tmp_path / "a.h5"), str(tmp_path / "b.h5"))
+    assert result.returncode == 0, result.stderr
+    assert plain_read(merged) == api_read(merged)
+    assert set(plain_read(merged)) == {"x", "y"}
+    result = hards("export", str(merged), str(tmp_path / "seed"))
+    assert result.returncode == 0, result.stderr
+    imported = tmp_path / "i.h5"
+    result = hards("import", str(tmp_path / "seed"), str(imported))
+    assert result.returncode == 0, result.stderr
+    assert plain_read(imported) == api_read(imported) == api_read(merged)
+    # A live writer leaves the tree behind; recover (which leaves a clean file alone) folds it.
+    with H5Database(imported) as db:
+        db.start_swmr()
+        db.get_dataset("x").create_datapoint("live").add_data({"l": 1})
+    with h5py.File(imported, "r") as f:
+        assert "live" not in f["/datasets/x/datapoints"]
+    result = hards("recover", str(imported))
+    assert result.returncode == 0, result.stderr
+    with h5py.File(imported, "r") as f:
+        assert "live" in f["/datasets/x/datapoints"]
+    assert plain_read(imported) == api_read(imported)
