@@ -270,13 +270,18 @@ def test_check_reports_a_tree_that_differs_from_the_journal(tmp_path: Path) -> N
 
 
 # ------------------------------------------------------------------- SWMR
-def test_live_writer_does_not_fold_and_the_next_writer_does(tmp_path: Path) -> None:
-    path = tmp_path / "c.h5"
+def _live_writer_leaves_the_tree_behind(path: Path) -> None:
+    """A datapoint 'before' folded at close, then 'live' added by a SWMR live writer."""
     with H5Database.create_database(path) as db:
         db.create_dataset("d").create_datapoint("before")
     with H5Database(path) as db:
         db.start_swmr()
         db.get_dataset("d").create_datapoint("live").add_data({"x": 1})
+
+
+def test_live_writer_does_not_fold_and_the_next_writer_does(tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    _live_writer_leaves_the_tree_behind(path)
     with h5py.File(path, "r") as f:
         g = f["/datasets/d"]
         assert list(g["datapoints"]) == ["before"]  # not folded in live mode
@@ -292,11 +297,7 @@ def test_compact_folds_what_a_live_writer_left_behind(tmp_path: Path) -> None:
     # compact keeps an already compact file as it is, but never one whose tree is
     # behind its journal (a live writer's close does not fold)
     path = tmp_path / "c.h5"
-    with H5Database.create_database(path) as db:
-        db.create_dataset("d").create_datapoint("before")
-    with H5Database(path) as db:
-        db.start_swmr()
-        db.get_dataset("d").create_datapoint("live").add_data({"x": 1})
+    _live_writer_leaves_the_tree_behind(path)
     with h5py.File(path, "r") as f:
         assert list(f["/datasets/d/datapoints"]) == ["before"]
     assert hards("compact", str(path)).returncode == 0
