@@ -17,11 +17,12 @@ read-write under them; if that fails, it is reopened read-only as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -288,20 +289,9 @@ class Store:
         """
         if self.file().swmr_mode:
             return
-        try:
+        with self._optional_at_close("sealing the record logs"):
             for log in self.logs.values():
                 log.seal()
-        except StorageFullError:  # refused by the free-space check: nothing written
-            return
-        except (OSError, RuntimeError) as exc:
-            if not _layout.is_disk_full(exc):
-                raise
-            msg = (
-                f"{self.path}: the disk filled up while sealing the record logs at close; "
-                "everything was flushed before and is intact. If the file then refuses to "
-                f"open, run 'hards-h5 recover {self.path}'"
-            )
-            raise StorageFullError(msg) from exc
 
     def fold(self) -> None:
         """Bring the HDF5 tree at rest up to date from the record logs (a closing writer).
@@ -314,17 +304,28 @@ class Store:
         h5 = self.file()
         if self.live or h5.swmr_mode:
             return
-        try:
+        with self._optional_at_close("writing the HDF5 tree"):
             _fold.fold_file(h5, self.logs)
-        except StorageFullError:  # refused before writing: the tree waits for the next close
+
+    @contextlib.contextmanager
+    def _optional_at_close(self, doing: str) -> Iterator[None]:
+        """Run a step a closing writer may leave out (seals, the tree), after its flush.
+
+        A step refused by its free-space check (nothing written) is left out: the
+        next close does it.  A disk that fills up during it is a StorageFullError;
+        everything flushed before is intact either way.
+        """
+        try:
+            yield
+        except StorageFullError:  # refused by the free-space check: nothing written
             return
         except (OSError, RuntimeError) as exc:
             if not _layout.is_disk_full(exc):
                 raise
             msg = (
-                f"{self.path}: the disk filled up while writing the HDF5 tree at close; "
-                "every record was flushed before and is intact. If the file then refuses "
-                f"to open, run 'hards-h5 recover {self.path}'"
+                f"{self.path}: the disk filled up while {doing} at close; everything "
+                "flushed before is intact. If the file then refuses to open, run "
+                f"'hards-h5 recover {self.path}'"
             )
             raise StorageFullError(msg) from exc
 
