@@ -68,6 +68,8 @@ class Store:
         The live writer's lock, held until the file is closed.
     logs : dict
         The replayed record logs by dataset path, pending records included.
+    tree : dict
+        The child dataset names by dataset path, read once (see :meth:`children`).
     handles : int
         How many open H5Database objects use this file.
 
@@ -90,6 +92,7 @@ class Store:
         self.live = False
         self.live_lock = _live.LiveLock()
         self.logs: dict[tuple[str, ...], DatasetLog] = {}
+        self.tree: dict[tuple[str, ...], dict[str, None]] = {}  # child datasets, read once
         self.handles = 1
         self.closed = False
         self.failure: str | None = None  # why the file can no longer be used
@@ -126,6 +129,7 @@ class Store:
             h5 = self.file()
             h5.close()  # (invalidates the logs' h5py objects; a reader has nothing pending)
             self.logs.clear()
+            self.tree.clear()
             try:
                 self.h5 = _live.open_waiting(self.path, "r+", swmr=False, timeout=None)
             except BaseException as exc:
@@ -178,20 +182,41 @@ class Store:
             msg = f"{label or self.path}: dataset {'/'.join(names)!r} no longer exists"
             raise NodeNotFoundError(msg) from None
 
+    def _child_names(self, names: tuple[str, ...], label: Path | None) -> dict[str, None]:
+        """Return the (cached) child dataset names of ``names``, in creation order.
+
+        Only this process can add datasets while it has the file open (one
+        writer; a SWMR live writer may create none; readers exclude writers), and
+        datasets are never removed in place, so the list read once stays true
+        until this store creates a dataset (kept up to date by
+        :meth:`new_dataset`), rolls back (:meth:`roll_back`) or reopens the file.
+        """
+        known = self.tree.get(names)
+        if known is None:
+            known = dict.fromkeys(self.group(names, label=label)[_layout.DATASETS])
+            self.tree[names] = known
+        return known
+
     def children(self, names: Sequence[str], *, label: Path | None = None) -> list[str]:
         """Return the names of the child datasets of ``names``, in creation order."""
-        return list(self.group(names, label=label)[_layout.DATASETS])
+        self.file()
+        return list(self._child_names(tuple(names), label))
 
     def has_child(self, names: Sequence[str], name: str, *, label: Path | None = None) -> bool:
         """Return whether the dataset at ``names`` has a child dataset ``name``."""
-        return name in self.group(names, label=label)[_layout.DATASETS]
+        self.file()
+        return name in self._child_names(tuple(names), label)
 
     def new_dataset(self, names: Sequence[str], name: str, *, label: Path | None = None) -> bool:
         """Create the child dataset ``name`` of ``names``; False if it exists already."""
-        parent = self.group(names, label=label)[_layout.DATASETS]
-        if name in parent:
+        names = tuple(names)
+        known = self._child_names(names, label)
+        if name in known:
             return False
+        parent = self.group(names, label=label)[_layout.DATASETS]
         _layout.new_dataset_group(parent, name)
+        known[name] = None
+        self.tree[names + (name,)] = {}  # (a new dataset has no children)  # noqa: RUF005
         return True
 
     def log(self, names: tuple[str, ...], *, label: Path | None = None) -> DatasetLog:
@@ -416,6 +441,7 @@ class Store:
         for log in self.logs.values():
             log.discard_pending()
         self.logs.clear()
+        self.tree.clear()
         h5 = self.file()
         created = []
         for _, group in list(_layout.walk_datasets(h5)):
