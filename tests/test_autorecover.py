@@ -317,3 +317,23 @@ def test_a_file_rewritten_by_its_open_is_shared_by_the_next_open_in_the_process(
         first.get_dataset("ds").create_datapoint("pending")  # not flushed yet
         with H5Database(db_path, "r") as second:
             assert "pending" in second.get_dataset("ds").datapoints
+
+
+def test_compact_recovers_a_killed_writers_file_first(db_path: Path) -> None:
+    """``hards-h5 compact`` on a dead writer's file recovers it as an open would
+    (saying so once) and then compacts it, instead of sending the user to recover."""
+    _killed_writer(db_path, acked=5)
+    done = subprocess.run(
+        [sys.executable, "-m", "hards_h5.cli", "compact", str(db_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "stopped without closing the file; recovered automatically" in done.stderr
+    assert status_flags(db_path) == 0
+    with H5Database(db_path, "r") as db:
+        points = db.get_dataset("ds").recursively_get_datapoints()
+        assert [[p.name, p.data] for p in points] == _acked(5)
+    assert check(db_path).ok

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hards_h5.api.nodes import H5Database
 from hards_h5.errors import HARDSError, RecoveryNeededError
 from hards_h5.store import audit as _audit
 from hards_h5.store import layout as _layout
@@ -40,6 +41,8 @@ def compact(path: str | os.PathLike[str], *, progress: Progress | None = None) -
     already compact), the original is kept and ``rewritten`` is False — unless
     its tree at rest is incomplete or disagrees with the journal, which the
     rewrite builds afresh (adding the tree's bytes if a live writer left it out).
+    A file left open by a writer that stopped is first recovered as the next
+    writer's open would (with an :class:`~hards_h5.errors.AutoRecoveryWarning`).
 
     Parameters
     ----------
@@ -58,18 +61,22 @@ def compact(path: str | os.PathLike[str], *, progress: Progress | None = None) -
     DatabaseLockedError
         If another process has the file open.
     RecoveryNeededError
-        If a writer died with the file open (run :func:`recover` instead).
+        If a writer stopped with the file open and the automatic recovery that
+        compact runs first (the one any writer's open runs) could not be done.
     CorruptFileError
         If the file has damaged records or files (run ``hards-h5 check``).
 
     """
     path = rewrite_target(path)
     preflight(path)
+    if status_flags(path):
+        # Left open by a writer that stopped (or one at work: the open says which):
+        # recover it as any writer's open does (AutoRecoveryWarning says how).
+        H5Database(path).close()
     with exclusive(path):
         remove_stale_scratch(path)  # only under the lock: not a running one's
-        if status_flags(path):
-            msg = f"{path}: left open by a writer that died; run 'hards-h5 recover {path}' first"
-            raise RecoveryNeededError(msg)
+        if status_flags(path):  # (a writer opened and stopped again meanwhile)
+            raise RecoveryNeededError(left_open_problem(path, status_flags(path)))
         return rewrite_in_place(path, "compact", strict=True, backup=False, progress=progress)
 
 
