@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from cli_runner import python_child
+from cli_runner import hards, python_child
 from hards_h5 import AutoRecoveryWarning, DatabaseLockedError, H5Database
 from hards_h5.store.autorecover import _lock
 from hards_h5.store.superblock import status_flags
@@ -323,13 +323,7 @@ def test_compact_recovers_a_killed_writers_file_first(db_path: Path) -> None:
     """``hards-h5 compact`` on a dead writer's file recovers it as an open would
     (saying so once) and then compacts it, instead of sending the user to recover."""
     _killed_writer(db_path, acked=5)
-    done = subprocess.run(
-        [sys.executable, "-m", "hards_h5.cli", "compact", str(db_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = hards("compact", str(db_path))
     assert done.returncode == 0, done.stderr
     assert "stopped without closing the file; recovered automatically" in done.stderr
     assert status_flags(db_path) == 0
