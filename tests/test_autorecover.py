@@ -242,14 +242,19 @@ def _damage_a_record(path: Path) -> None:
         group["heap"][int(row["body_off"]) + 2] ^= 0x01
 
 
-def test_a_killed_writers_damaged_file_is_rewritten_by_the_next_writer(db_path: Path) -> None:
-    with H5Database.create_database(db_path) as db:
+def _damaged_and_left_open(path: Path) -> None:
+    """A campaign with a damaged record in dataset ``old``, then left by a killed writer."""
+    with H5Database.create_database(path) as db:
         db.create_dataset("ds")
         old = db.create_dataset("old")
         for i in range(50):
             old.create_datapoint(f"p{i}").add_data({"i": i})
-    _damage_a_record(db_path)
-    _killed_writer(db_path)
+    _damage_a_record(path)
+    _killed_writer(path)
+
+
+def test_a_killed_writers_damaged_file_is_rewritten_by_the_next_writer(db_path: Path) -> None:
+    _damaged_and_left_open(db_path)
     # who may not write the file is told who must run what; nothing is changed
     before = db_path.read_bytes()
     outcome = _open_in_child(db_path, "r", "no-write-permission")
@@ -304,13 +309,7 @@ def test_a_file_rewritten_by_its_open_is_shared_by_the_next_open_in_the_process(
 ) -> None:
     """The rewrite replaces the file (a new inode): the process's next open must find
     the file it already has open, not open a second one beside it."""
-    with H5Database.create_database(db_path) as db:
-        db.create_dataset("ds")
-        old = db.create_dataset("old")
-        for i in range(50):
-            old.create_datapoint(f"p{i}").add_data({"i": i})
-    _damage_a_record(db_path)
-    _killed_writer(db_path)
+    _damaged_and_left_open(db_path)
     with pytest.warns(AutoRecoveryWarning, match="into a clean file"):
         first = H5Database(db_path)
     with first:

@@ -188,7 +188,8 @@ def test_watch_follows_a_live_writer_for_count_updates(
     assert f"pid {writer.pid}" in done.stdout
 
 
-def test_watch_ends_when_the_writer_closes(campaign: Path, writer: subprocess.Popen[str]) -> None:
+def _watching_live(campaign: Path, writer: subprocess.Popen[str]) -> subprocess.Popen[str]:
+    """Put ``writer`` in live mode and start ``hards-h5 watch``; return it after one table."""
     _say(writer, "live", "LIVE")
     watching = subprocess.Popen(
         [sys.executable, "-m", "hards_h5.cli", "watch", str(campaign), "--interval", "0.2"],
@@ -198,6 +199,11 @@ def test_watch_ends_when_the_writer_closes(campaign: Path, writer: subprocess.Po
     )
     assert watching.stdout is not None
     assert "total" in "".join(watching.stdout.readline() for _ in range(12))  # one table
+    return watching
+
+
+def test_watch_ends_when_the_writer_closes(campaign: Path, writer: subprocess.Popen[str]) -> None:
+    watching = _watching_live(campaign, writer)
     _say(writer, "close", "CLOSED")
     out, err = watching.communicate(timeout=300)
     assert watching.returncode == 0, err
@@ -246,15 +252,7 @@ def test_errors_have_one_prefix(campaign: Path, tmp_path: Path) -> None:
 
 
 def test_watch_ends_cleanly_on_ctrl_c(campaign: Path, writer: subprocess.Popen[str]) -> None:
-    _say(writer, "live", "LIVE")
-    watching = subprocess.Popen(
-        [sys.executable, "-m", "hards_h5.cli", "watch", str(campaign), "--interval", "0.2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert watching.stdout is not None
-    assert "total" in "".join(watching.stdout.readline() for _ in range(12))  # one table
+    watching = _watching_live(campaign, writer)
     watching.send_signal(signal.SIGINT)
     out, err = watching.communicate(timeout=300)
     assert watching.returncode == 0, err
