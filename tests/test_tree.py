@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import signal
 import subprocess
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,12 @@ def plain_read(path: Path) -> dict[str, Any]:
 
 def api_read(path: Path) -> dict[str, Any]:
     """The same picture through the HARDS API."""
+    with H5Database(path, mode="r") as db:
+        return api_view(db)
+
+
+def api_view(db: H5Database) -> dict[str, Any]:
+    """What the HARDS API returns through an open database, in ``plain_read``'s shape."""
 
     def node(obj: Any) -> dict[str, Any]:
         return {
@@ -61,8 +69,7 @@ def api_read(path: Path) -> dict[str, Any]:
         out["children"] = {c: dataset(ds.get_dataset(c)) for c in ds.children}
         return out
 
-    with H5Database(path, mode="r") as db:
-        return {c: dataset(db.get_dataset(c)) for c in db.children}
+    return {c: dataset(db.get_dataset(c)) for c in db.children}
 
 
 # ---------------------------------------------------------------- campaigns
@@ -79,23 +86,46 @@ json_objects = st.dictionaries(
     max_size=4,
 )
 DATASETS = ["a", "b", "a/c"]
-ops = st.lists(
-    st.one_of(
-        st.tuples(st.just("point"), st.sampled_from(DATASETS), st.sampled_from("pqrs")),
-        st.tuples(
-            st.just("data"), st.sampled_from(DATASETS), st.sampled_from("pqrs-"), json_objects
-        ),
-        st.tuples(
-            st.just("file"),
-            st.sampled_from(DATASETS),
-            st.sampled_from("pqrs-"),
-            st.sampled_from(["x.txt", "y.png", "z"]),
-            st.binary(max_size=300),
-        ),
-        st.tuples(st.just("reopen")),
+node_steps = st.one_of(
+    st.tuples(st.just("point"), st.sampled_from(DATASETS), st.sampled_from("pqrs")),
+    st.tuples(st.just("data"), st.sampled_from(DATASETS), st.sampled_from("pqrs-"), json_objects),
+    st.tuples(
+        st.just("file"),
+        st.sampled_from(DATASETS),
+        st.sampled_from("pqrs-"),
+        st.sampled_from(["x.txt", "y.png", "z"]),
+        st.binary(max_size=300),
     ),
-    max_size=25,
 )
+ops = st.lists(node_steps | st.tuples(st.just("reopen")), max_size=25)
+
+
+def _dataset(db: H5Database, name: str) -> Any:
+    """Return the dataset ``name`` ("a/c": c in a), creating what is missing."""
+    ds: Any = db
+    for part in name.split("/"):
+        ds = ds.get_dataset(part) if ds.has_dataset(part) else ds.create_dataset(part)
+    return ds
+
+
+def _apply(db: H5Database, scratch: Path, step: tuple[Any, ...]) -> None:
+    """Carry out one "point", "data" or "file" step (creating missing datasets)."""
+    ds = _dataset(db, step[1])
+    if step[0] == "point":
+        if not ds.has_datapoint(step[2]):
+            ds.create_datapoint(step[2])
+        return
+    target = ds
+    if step[2] != "-":
+        if not ds.has_datapoint(step[2]):
+            return
+        target = ds.get_datapoint(step[2])
+    if step[0] == "data":
+        target.add_data(step[3])
+    else:
+        src = scratch / step[3]
+        src.write_bytes(step[4])
+        target.add_file(src)
 
 
 def _run(path: Path, scratch: Path, steps: list[tuple[Any, ...]]) -> None:
@@ -106,24 +136,7 @@ def _run(path: Path, scratch: Path, steps: list[tuple[Any, ...]]) -> None:
                 db.close()
                 db = H5Database(path)
                 continue
-            ds = db
-            for part in step[1].split("/"):
-                ds = ds.get_dataset(part) if ds.has_dataset(part) else ds.create_dataset(part)
-            if step[0] == "point":
-                if not ds.has_datapoint(step[2]):
-                    ds.create_datapoint(step[2])
-                continue
-            target = ds
-            if step[2] != "-":
-                if not ds.has_datapoint(step[2]):
-                    continue
-                target = ds.get_datapoint(step[2])
-            if step[0] == "data":
-                target.add_data(step[3])
-            else:
-                src = scratch / step[3]
-                src.write_bytes(step[4])
-                target.add_file(src)
+            _apply(db, scratch, step)
     finally:
         db.close()
 
@@ -391,3 +404,145 @@ def test_merge_import_and_recover_end_with_a_folded_tree(tmp_path: Path) -> None
     with h5py.File(imported, "r") as f:
         assert "live" in f["/datasets/x/datapoints"]
     assert plain_read(imported) == api_read(imported)
+
+
+# ------------------------------------------------- generated SWMR phase
+# A live reader in another process: on each "look" line it refreshes and prints
+# what the HARDS API shows it (files as the SHA-256 of the extracted bytes), once
+# through the database and once through the dataset objects it took at the start.
+_SWMR_READER = r"""
+import hashlib, json, sys
+from pathlib import Path
+from hards_h5 import H5Database
+
+def node(obj):
+    files = {n: hashlib.sha256(Path(obj.get_file(n)).read_bytes()).hexdigest() for n in obj.files}
+    return {"data": obj.data, "files": files}
+
+def dataset(ds):
+    out = node(ds)
+    out["points"] = [[p, node(ds.get_datapoint(p))] for p in ds.datapoints]
+    out["children"] = {c: dataset(ds.get_dataset(c)) for c in ds.children}
+    return out
+
+db = H5Database(sys.argv[1], mode="r", swmr=True)
+held = {c: db.get_dataset(c) for c in db.children}
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() != "look":
+        break
+    db.refresh()
+    fresh = {c: dataset(db.get_dataset(c)) for c in db.children}
+    print(json.dumps([fresh, {c: dataset(ds) for c, ds in held.items()}]), flush=True)
+db.close()
+"""
+
+live_ops = st.lists(node_steps | st.tuples(st.just("look")), max_size=12)
+
+
+def _digest(view: dict[str, Any]) -> dict[str, Any]:
+    """``plain_read``/``api_view``'s picture with files as SHA-256 hex, lists for pairs."""
+
+    def node(obj: dict[str, Any]) -> dict[str, Any]:
+        files = {n: hashlib.sha256(b).hexdigest() for n, b in obj["files"].items()}
+        return {"data": obj["data"], "files": files}
+
+    def dataset(obj: dict[str, Any]) -> dict[str, Any]:
+        out = node(obj)
+        out["points"] = [[p, node(v)] for p, v in obj["points"]]
+        out["children"] = {c: dataset(v) for c, v in obj["children"].items()}
+        return out
+
+    return {n: dataset(v) for n, v in view.items()}
+
+
+def _look(reader: subprocess.Popen[str]) -> dict[str, Any]:
+    """Have the live reader refresh; return what it sees (the same both ways)."""
+    assert reader.stdin is not None
+    assert reader.stdout is not None
+    reader.stdin.write("look\n")
+    reader.stdin.flush()
+    line = reader.stdout.readline()
+    assert line, f"the live reader died (exit status {reader.wait(timeout=60)})"
+    seen, through_held = json.loads(line)
+    assert through_held == seen
+    assert isinstance(seen, dict)
+    return seen
+
+
+def _swmr_campaign(
+    tmp_path: Path, before: list[tuple[Any, ...]], live: list[tuple[Any, ...]], finish: str
+) -> None:
+    work = Path(tempfile.mkdtemp(dir=tmp_path))
+    path = work / "c.h5"
+    _run(path, work, before)
+    with H5Database(path) as db:
+        for name in DATASETS:  # a live writer cannot create datasets
+            _dataset(db, name)
+    at_rest = plain_read(path)
+    db = H5Database(path)
+    reader: subprocess.Popen[str] | None = None
+    try:
+        db.start_swmr()
+        reader = python_child(_SWMR_READER, str(path))
+        assert reader.stdout is not None
+        assert reader.stdout.readline().strip() == "ready"
+        assert _look(reader) == _digest(api_view(db))  # as it was when the reader came
+        for step in [*live, ("look",)]:
+            if step[0] == "look":
+                db.flush()
+                assert _look(reader) == _digest(api_view(db))
+            else:
+                _apply(db, work, step)
+        expected = _digest(api_view(db))
+        db.close()  # the reader is still attached
+        assert _look(reader) == expected
+        assert reader.stdin is not None
+        reader.stdin.write("bye\n")
+        reader.stdin.flush()
+        assert reader.wait(timeout=120) == 0
+    finally:
+        db.close()
+        if reader is not None and reader.poll() is None:
+            reader.kill()
+            reader.wait(timeout=60)
+    # The live close does not fold (readers were attached): the tree is as it was,
+    # behind the journal, which is not damage, and the API reads the journal. The
+    # next ordinary writer's close, or compact, folds it (format.md, "When the tree
+    # is complete").
+    assert plain_read(path) == at_rest
+    check = hards("check", str(path))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert _digest(api_read(path)) == expected
+    if finish == "reopen":
+        H5Database(path).close()
+    else:
+        result = hards("compact", str(path))
+        assert result.returncode == 0, result.stderr
+    assert plain_read(path) == api_read(path)
+    assert _digest(plain_read(path)) == expected
+
+
+@settings(
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(before=ops, live=live_ops, finish=st.sampled_from(["reopen", "compact"]))
+def test_swmr_phase_live_reader_then_plain_h5py_tree(
+    tmp_path: Path, before: list[tuple[Any, ...]], live: list[tuple[Any, ...]], finish: str
+) -> None:
+    _swmr_campaign(tmp_path, before, live, finish)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    before=ops,
+    live=st.lists(node_steps | st.tuples(st.just("look")), max_size=40),
+    finish=st.sampled_from(["reopen", "compact"]),
+)
+def test_swmr_phase_live_reader_then_plain_h5py_tree_many(
+    tmp_path: Path, before: list[tuple[Any, ...]], live: list[tuple[Any, ...]], finish: str
+) -> None:
+    _swmr_campaign(tmp_path, before, live, finish)
