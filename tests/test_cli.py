@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -218,9 +216,11 @@ def test_info_tells_a_running_writer_from_a_dead_one(tmp_path: Path) -> None:
         writer.stdin.write("\n")
         writer.stdin.flush()
         writer.wait(timeout=60)
-    writer = subprocess.Popen([sys.executable, "-c", HOLD_OPEN, str(path)], stdout=subprocess.PIPE)
+    # (its stdin a pipe never written to: an inherited stdin at end of file, as under
+    # CI, would let it close the file cleanly before the kill)
+    writer = python_child(HOLD_OPEN, str(path))
     assert writer.stdout is not None
-    assert writer.stdout.readline().strip() == b"OPEN"
+    assert writer.stdout.readline().strip() == "OPEN"
     writer.kill()
     writer.wait()
     done = hards("check", str(path))  # check never writes: it names the stopped writer
