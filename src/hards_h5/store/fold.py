@@ -230,7 +230,7 @@ def tree_sound(f: h5py.File) -> bool:
             log = DatasetLog(group, writable=False)
         except (KeyError, OSError, RuntimeError, ValueError):
             return False
-        if log.torn_rows or tree_problems(group, log):
+        if log.torn_rows or tree_problems(group, log) or _index.index_problems(group, log):
             return False
     return True
 

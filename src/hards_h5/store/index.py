@@ -140,8 +140,13 @@ class _Columns:
 
 def _text_dtype(values: list[Any]) -> np.dtype[Any]:
     longest = max((len(v.encode()) for v in values if type(v) is str), default=1)
-    dtype: np.dtype[Any] = h5py.string_dtype("utf-8", max(longest, 1))
+    dtype: np.dtype[Any] = h5py.string_dtype("utf-8", _width(longest))
     return dtype
+
+
+def _width(longest: int) -> int:
+    """Return the fixed length for strings of up to ``longest`` bytes: room to append."""
+    return min(max(longest, MAX_FIXED), max(8, 1 << max(longest - 1, 0).bit_length()))
 
 
 def _arrays(
@@ -151,8 +156,8 @@ def _arrays(
     count = len(names)
     fields: list[tuple[str, Any]] = []
     if dtypes is None:
-        width = max((len(n.encode()) for n in names), default=1)
-        fields.append((NAME_FIELD, h5py.string_dtype("utf-8", max(width, 1))))
+        width = _width(max((len(n.encode()) for n in names), default=1))
+        fields.append((NAME_FIELD, h5py.string_dtype("utf-8", width)))
         for name, kind in table.kinds.items():
             if kind == "str":
                 dtype: Any = _text_dtype(table.columns[name])
