@@ -428,3 +428,36 @@ def test_a_stranger_reads_the_index_with_h5py_and_pandas(tmp_path: Path) -> None
     assert list(table.index) == [f"p{i}".encode() for i in range(5)]
     assert table.loc[b"p1", "i"] == 1
     assert np.isnan(table.loc[b"p3", "i"])
+
+
+@pytest.mark.parametrize(
+    ("top", "sub"),
+    [
+        # a key's own values come before its nested keys' columns, whichever dataset
+        ([{"n": 5, "x": 1}], [{"x": 0.5, "n": {"a": 1, "b": "s"}}, {"z": True}]),
+        ([{"n": {"b": 1}}], [{"n": {"a": 2.5}}, {"q": "w", "n": {"b": 3}}]),
+        ([{"x": 1}], [{"x": 2}, {"y": 1.5}]),  # Int64 across datasets, missing in some
+        ([{"x": 1.5}], [{"x": 2}]),  # ints and floats: float64
+        ([], [{}, {}]),  # no columns
+    ],
+)
+def test_columns_of_several_datasets_merge_as_the_journal_gives_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, top: list[Any], sub: list[Any]
+) -> None:
+    path = tmp_path / "c.h5"
+    _write(path, top, sub)
+    with H5Database(path, mode="r") as db:
+        want = journal_frame(db.recursively_get_dataset("mc/opt"))
+    with H5Database(path, mode="r") as db:
+        refuse_replay(monkeypatch)  # (the index path, not the journal)
+        assert_same_frame(db.recursively_get_dataset("mc/opt").to_dataframe(), want)
+
+
+def test_kinds_that_differ_between_datasets_fall_back_to_the_log(tmp_path: Path) -> None:
+    path = tmp_path / "c.h5"
+    _write(path, [{"x": "a", "b": True}], [{"x": 1, "b": 1}])
+    with H5Database(path, mode="r") as db:
+        opt = db.recursively_get_dataset("mc/opt")
+        got = opt.to_dataframe()
+        assert [str(t) for t in got.dtypes] == ["object", "object", "object"]
+        assert_same_frame(got, journal_frame(opt))
