@@ -461,3 +461,23 @@ def test_kinds_that_differ_between_datasets_fall_back_to_the_log(tmp_path: Path)
         got = opt.to_dataframe()
         assert [str(t) for t in got.dtypes] == ["object", "object", "object"]
         assert_same_frame(got, journal_frame(opt))
+
+
+def test_keys_any_text_index_or_fall_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.h5"
+    keys = ["é", "a/b", "sp ace", "x" * 300, "\t", "名前"]
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("d")
+        for i, key in enumerate(keys):
+            ds.create_datapoint(f"p{i}").add_data({key: i, "k": {key: 1.5}})
+        nul = db.create_dataset("nul")  # (HDF5 field names end at a NUL: not indexed)
+        nul.create_datapoint("p").add_data({"a\x00b": 1})
+    with H5Database(path, mode="r") as db:
+        want = journal_frame(db.get_dataset("d"))
+        want_nul = journal_frame(db.get_dataset("nul"))
+    assert plain_index(path, "d")[2]
+    assert not plain_index(path, "nul")[2]
+    with H5Database(path, mode="r") as db:
+        assert_same_frame(db.get_dataset("nul").to_dataframe(), want_nul)
+        refuse_replay(monkeypatch)
+        assert_same_frame(db.get_dataset("d").to_dataframe(), want)

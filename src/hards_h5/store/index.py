@@ -131,7 +131,7 @@ class _Columns:
             return
         for name, values in self.columns.items():
             kind = _kind(values)
-            if kind is None or not name or name == NAME_FIELD or self.dotted:
+            if kind is None or not name or name == NAME_FIELD or "\0" in name or self.dotted:
                 self.omitted.append(name)
             else:
                 self.kinds[name] = kind
@@ -267,13 +267,15 @@ def update(group: h5py.Group, log: DatasetLog) -> None:
     ``unindexed`` (appended to as long as only datapoints are added: it stays so).
     """
     index = group.get(INDEX)
-    if isinstance(index, h5py.Dataset) and _append(group, index, log):
-        return
-    rows = _parse(log, 0, len(log.names))
-    table = _Columns(rows)
-    del rows
-    data, masks = _arrays(list(log.names), table, None)
-    _write(group, log, table, data, masks)
+    try:
+        if isinstance(index, h5py.Dataset) and _append(group, index, log):
+            return
+        table = _Columns(_parse(log, 0, len(log.names)))
+        _write(group, log, table, *_arrays(list(log.names), table, None))
+    except (TypeError, ValueError) as exc:  # (data HDF5 cannot hold as a table: no column)
+        table = _Columns([])
+        table.reason = f"cannot be a table ({exc})"
+        _write(group, log, table, *_arrays(list(log.names), table, None))
 
 
 def _append(group: h5py.Group, index: h5py.Dataset, log: DatasetLog) -> bool:
