@@ -32,7 +32,7 @@ import numpy as np
 
 # (the pure flattening rule of to_dataframe, shared so that the columns agree)
 from hards_h5.api.frame import _MISSING, _ColumnClashError, _flatten
-from hards_h5.errors import HARDSError
+from hards_h5.errors import CorruptFileError, HARDSError
 from hards_h5.store import layout as _layout
 
 if TYPE_CHECKING:
@@ -272,7 +272,9 @@ def update(group: h5py.Group, log: DatasetLog) -> None:
             return
         table = _Columns(_parse(log, 0, len(log.names)))
         _write(group, log, table, *_arrays(list(log.names), table, None))
-    except (TypeError, ValueError) as exc:  # (data HDF5 cannot hold as a table: no column)
+    except (TypeError, ValueError, CorruptFileError) as exc:
+        # Data HDF5 cannot hold as a table, or a damaged JSON text ('hards-h5 check'
+        # names it): an index of the names only, never a failed close.
         table = _Columns([])
         table.reason = f"cannot be a table ({exc})"
         _write(group, log, table, *_arrays(list(log.names), table, None))
@@ -459,22 +461,36 @@ def index_problems(group: h5py.Group, log: DatasetLog) -> list[str]:
     meta = _meta(index)
     if meta["records"] != log.applied:
         return []  # stale: never used, rebuilt by the next fold
-    problems: list[str] = []
     if int(index.shape[0]) != len(log.names):
         return [f"the column index has {index.shape[0]} rows, the journal {len(log.names)}"]
     table = index[()]
     names = [n.decode() for n in table[NAME_FIELD].tolist()]
+    problems: list[str] = []
     if names != log.names:
         problems.append("the column index's datapoint names differ from the journal's")
-    want = _Columns(_parse(log, 0, len(log.names)))
-    if bool(want.reason) != bool(meta["unindexed"]):
+    try:
+        want = _Columns(_parse(log, 0, len(log.names)))
+    except CorruptFileError:
+        return problems  # (a damaged JSON text: check reports it as such)
+    have = [(".".join(path), kind) for path, kind in meta["columns"]]
+    masks = group.get(INDEX_MASK)
+    if (
+        bool(want.reason) != bool(meta["unindexed"])
+        or have != list(want.kinds.items())
+        or (want.kinds and not isinstance(masks, h5py.Dataset))
+    ):
         return [*problems, "the column index's columns differ from the journal's keys"]
-    if [".".join(p) for p, _ in meta["columns"]] != list(want.kinds):
-        problems.append("the column index's columns differ from the journal's keys")
-        return problems
-    masks = group[INDEX_MASK][()] if want.kinds else None
+    if want.kinds:
+        problems.extend(_cell_problems(table, masks[()], want, names))
+    return problems
+
+
+def _cell_problems(
+    table: np.ndarray[Any, Any], masks: np.ndarray[Any, Any], want: _Columns, names: list[str]
+) -> list[str]:
+    """Return the columns of ``table`` whose cells differ from the journal's ``want``."""
+    problems = []
     for name, kind in want.kinds.items():
-        assert masks is not None  # noqa: S101 - (there are columns)
         values, present = table[name], masks[name]
         for row, value in enumerate(want.columns[name]):
             has = value is not None and value is not _MISSING
