@@ -270,6 +270,7 @@ def fold_file(f: h5py.File, logs: dict[tuple[str, ...], DatasetLog] | None = Non
         new_rows = log.applied - min(done, log.applied)
         heap = int(group[_layout.HEAP].shape[0])
         needed += heap * new_rows // max(log.applied, 1) + _NODE_BYTES * (new_rows + 1)
+        needed += _index.space_needed(group, log)
     _layout.check_space(f.filename, needed)
     stamp_root(f)
     blobs_len = int(f[_layout.BLOBS].shape[0])

@@ -50,6 +50,7 @@ __all__ = [
     "for_store",
     "index_problems",
     "read",
+    "space_needed",
     "update",
 ]
 
@@ -251,6 +252,22 @@ def _set_meta(
     attrs["complete"] = complete
     attrs["exact"] = complete and not table.has_null and not any(k == "number" for _, k in columns)
     attrs["records"] = np.int64(records)
+
+
+def space_needed(group: h5py.Group, log: DatasetLog) -> int:
+    """Return the bytes this fold's index update may add (for the free-space check).
+
+    The rows not yet in the index, each about its row size (or, for a new index,
+    twice the dataset's average JSON text), plus a chunk's worth.
+    """
+    index = group.get(INDEX)
+    count = len(log.names)
+    per_row = 2 * int(group[_layout.HEAP].shape[0]) // max(log.applied, 1) + 64
+    have = 0
+    if isinstance(index, h5py.Dataset):
+        per_row = max(per_row, index.dtype.itemsize + len(index.dtype.names or ()))
+        have = min(int(index.shape[0]), count)
+    return (count - have) * per_row + _CHUNK * 64
 
 
 def _parse(log: DatasetLog, start: int, stop: int) -> list[dict[str, Any]]:
