@@ -306,8 +306,9 @@ def test_new_datapoints_are_appended_other_changes_rebuild(
     # a datapoint that fits the columns (a key missing, a shorter string): appended
     assert step(lambda d: d.create_datapoint("p100").add_data({"x": 1.5, "s": "a"})) == [(100, 101)]
     assert plain_index(path, "d")[1]["n.k"][-1] is None
-    # nothing changed: nothing parsed
+    # nothing changed: nothing parsed; the dataset's own data is not in the index
     assert step(lambda d: None) == []
+    assert step(lambda d: d.add_data({"about": "runs"})) == []
     # a new key, a longer string (than the width kept): the new rows are read, then rebuilt
     assert step(lambda d: d.create_datapoint("p101").add_data({"new": True})) == [
         (101, 102),

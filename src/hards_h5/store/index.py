@@ -307,14 +307,15 @@ def _append(group: h5py.Group, index: h5py.Dataset, log: DatasetLog) -> bool:
     if (
         not 0 <= done < log.applied
         or (count > 4 * chunk and chunk != _CHUNK)  # longer chunks: rebuilt (amortised)
-        or any(node <= have for node in log.touched(done)[0])  # an indexed node's data changed
+        # an indexed datapoint's data changed (the dataset's own, node 0, is not indexed)
+        or any(0 < node <= have for node in log.touched(done)[0])
     ):
         return False
     mask_set = group.get(INDEX_MASK)
     known = {".".join(path): kind for path, kind in meta["columns"]}
     if known and not isinstance(mask_set, h5py.Dataset):
         return False
-    table = _Columns([] if meta["unindexed"] else _parse(log, have, count))
+    table = _Columns([] if meta["unindexed"] or count == have else _parse(log, have, count))
     dtypes = {name: index.dtype.fields[name][0] for name in index.dtype.names or ()}
     names = log.names[have:count]
     if not _fits(meta, table, known, dtypes, names):
