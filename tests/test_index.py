@@ -162,7 +162,14 @@ def _check(path: Path, filters: list[dict[str, Any]]) -> None:
 
 
 def _filters(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    specs: list[dict[str, Any]] = [{"i": {"$gt": 0}}, {"n.lr": {"$exists": True}}, {"b": True}]
+    specs: list[dict[str, Any]] = [
+        {"i": {"$gt": 0}},
+        {"n.lr": {"$exists": True}},
+        {"b": True},
+        {"$or": [{"i": {"$gt": 0}}, {"n.lr": {"$exists": False}}]},
+        {"$not": {"b": True}, "n": {"$type": "dict"}},
+        {"$and": [{"s": {"$regex": "a"}}, {"f": {"$lt": 0.5}}]},
+    ]
     for row in data[:3]:
         for key, value in flat(row).items():
             specs.append({key: value})

@@ -597,6 +597,7 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
 
         """
         matches, check_types = _query.compile_checked(spec)
+        keys = _query.top_keys(spec)
         out: list[H5Datapoint] = []
         for dataset, names in self._lineage(parents=parents):
             indexed = _index.for_store(self._handle.live(), names, exact=True)
@@ -604,7 +605,7 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
                 out.extend(
                     H5Datapoint(dataset, self._handle, names, node, name)
                     for node, (name, data) in enumerate(
-                        zip(indexed.names.tolist(), indexed.rows(), strict=True), start=1
+                        zip(indexed.names.tolist(), indexed.rows(keys), strict=True), start=1
                     )
                     if matches(data)
                 )

@@ -388,17 +388,20 @@ class ColumnIndex:
         out[~self.present[path]] = None
         return out
 
-    def rows(self) -> Iterator[dict[str, Any]]:
+    def rows(self, keys: set[str] | None = None) -> Iterator[dict[str, Any]]:
         """Yield every datapoint's data rebuilt from the columns (for an exact index).
 
-        Built ``_CHUNK`` rows at a time, so memory holds one chunk of dicts.
+        ``keys``: only these top-level keys (what a filter looks at).  Built
+        ``_CHUNK`` rows at a time, so memory holds one chunk of dicts.
         """
+        paths = [path for path in self.arrays if keys is None or path[0] in keys]
         for start in range(0, len(self.names), _CHUNK):
-            yield from self._rows(start, min(start + _CHUNK, len(self.names)))
+            yield from self._rows(paths, start, min(start + _CHUNK, len(self.names)))
 
-    def _rows(self, start: int, stop: int) -> list[dict[str, Any]]:
+    def _rows(self, paths: list[tuple[str, ...]], start: int, stop: int) -> list[dict[str, Any]]:
         dicts: list[dict[str, Any]] = [{} for _ in range(start, stop)]
-        for path, column in self.arrays.items():
+        for path in paths:
+            column = self.arrays[path]
             present = self.present[path][start:stop].tolist()
             values = column[start:stop]
             values = _texts(values).tolist() if values.dtype.kind == "S" else values.tolist()
