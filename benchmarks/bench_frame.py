@@ -42,11 +42,11 @@ getattr(db, "close", lambda: None)()
 """
 
 MEASURE = """
-import json, sys, time
+import json, resource, sys, time
 from pathlib import Path
-t0 = time.perf_counter()
 import pandas as pd
 from {module} import {cls} as DB
+t0 = time.perf_counter()
 db = DB({open_args})
 sub = db.recursively_get_dataset("mc/opt")
 t1 = time.perf_counter()
@@ -70,7 +70,8 @@ elif what == "objects-find":
         if (d := p.data).get("tag") == "opt" and d.get("x", 0) > 0.9
     )
 t2 = time.perf_counter()
-print(json.dumps({{"seconds": t2 - t1, "import_open": t1 - t0, "rows": rows}}))
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(json.dumps({{"seconds": t2 - t1, "open": t1 - t0, "rows": rows, "rss_mb": rss}}))
 """
 
 H5 = {"module": "hards_h5", "cls": "H5Database", "open_args": 'sys.argv[1], mode="r"'}
@@ -125,7 +126,10 @@ def main() -> None:
             kinds = ["objects-frame", "objects-find"]
         results = interleaved(code, path, kinds, args.repeat)
         for kind, r in results.items():
-            print(f"  {label:<9} {kind:<14} {r['seconds']:8.3f} s  ({int(r['rows'])} rows)")
+            print(
+                f"  {label:<9} {kind:<14} {r['seconds']:8.3f} s  ({int(r['rows'])} rows; "
+                f"open {r['open']:.3f} s, peak RSS {int(r['rss_mb'])} MB)"
+            )
         if label == "hards-h5":
             speedup = results["objects-frame"]["seconds"] / results["frame"]["seconds"]
             print(f"  to_dataframe() vs per-object DataFrame: {speedup:.1f}x faster")

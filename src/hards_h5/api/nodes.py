@@ -27,6 +27,7 @@ from hards_h5.errors import (
 )
 from hards_h5.store import blobs as _blobs
 from hards_h5.store import codec as _codec
+from hards_h5.store import index as _index
 from hards_h5.store import layout as _layout
 from hards_h5.store import scratch as _scratch
 from hards_h5.store import store as _store
@@ -596,8 +597,19 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
 
         """
         matches, check_types = _query.compile_checked(spec)
+        keys = _query.top_keys(spec)
         out: list[H5Datapoint] = []
         for dataset, names in self._lineage(parents=parents):
+            indexed = _index.for_store(self._handle.live(), names, exact=True)
+            if indexed is not None:  # the column index: no journal to replay and parse
+                out.extend(
+                    H5Datapoint(dataset, self._handle, names, node, name)
+                    for node, (name, data) in enumerate(
+                        zip(indexed.names.tolist(), indexed.rows(keys), strict=True), start=1
+                    )
+                    if matches(data)
+                )
+                continue
             log = self._handle.log(names)
             for node, name in enumerate(log.names, start=1):
                 if matches(log.data(node)):
@@ -653,6 +665,18 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
 
         """
         lineage = self._lineage(parents=parents)
+        if not files:  # the column indexes, when all are current: no journal to replay
+            store = self._handle.live()
+            indexes = [_index.for_store(store, names) for _, names in lineage]
+            if all(index is not None for index in indexes):
+                indexed = [
+                    (d.fullname(), index)
+                    for (d, _), index in zip(lineage, indexes, strict=True)
+                    if index is not None
+                ]
+                table = _frame.indexed_frame(indexed, origin=origin)
+                if table is not None:
+                    return table
         sources = [(d.fullname(), self._handle.log(names)) for d, names in lineage]
         return _frame.frame(sources, origin=origin, files=files)
 

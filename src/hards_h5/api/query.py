@@ -294,3 +294,21 @@ def _any(subs: list[Predicate]) -> Predicate:
 
 def _negate(sub: Predicate) -> Predicate:
     return lambda data: not sub(data)
+
+
+def top_keys(spec: Mapping[str, Any]) -> set[str]:
+    """Return the top-level data keys a (checked) filter looks at.
+
+    ``{"x": 1, "$or": [{"opt.lr": 0.1}]}`` looks at ``x`` and ``opt``: a datapoint's
+    data reduced to these keys matches exactly when the whole data does.
+    """
+    keys: set[str] = set()
+    for key, condition in spec.items():
+        if key in {"$and", "$or"}:
+            for sub in condition:
+                keys |= top_keys(sub)
+        elif key == "$not":
+            keys |= top_keys(condition)
+        else:
+            keys.add(key.split(".", 1)[0])
+    return keys

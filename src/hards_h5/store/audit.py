@@ -15,6 +15,7 @@ import h5py
 from hards_h5.errors import FileIntegrityError, HARDSError
 from hards_h5.store import blobs as _blobs
 from hards_h5.store import fold as _fold
+from hards_h5.store import index as _index
 from hards_h5.store import layout as _layout
 from hards_h5.store import seal as _seal
 from hards_h5.store.log import DatasetLog
@@ -95,6 +96,10 @@ def _check_dataset(
         report.problems.extend(
             f"dataset {label!r}: tree differs from the journal: {problem}"
             for problem in _fold.tree_problems(group, log)
+        )
+        report.problems.extend(
+            f"dataset {label!r}: column index differs from the journal: {problem}"
+            for problem in _index.index_problems(group, log)
         )
     for node in range(len(log.names) + 1):
         where = label if node == _layout.DATASET_NODE else f"{label}/{log.names[node - 1]}"

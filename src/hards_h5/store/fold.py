@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 
 from hards_h5._version import __version__
+from hards_h5.store import index as _index
 from hards_h5.store import layout as _layout
 from hards_h5.store.log import DatasetLog
 from hards_h5.store.records import FileRef
@@ -220,13 +221,16 @@ def tree_sound(f: h5py.File) -> bool:
     hand differs from the journal): reads every node's ``data`` attribute.
     """
     for _, group in _layout.walk_datasets(f):
-        if folded_rows(group) != _layout.log_rows(group) or DATAPOINTS not in group:
+        rows = _layout.log_rows(group)
+        if folded_rows(group) != rows or DATAPOINTS not in group:
+            return False
+        if not _index.current(group, rows):
             return False
         try:
             log = DatasetLog(group, writable=False)
         except (KeyError, OSError, RuntimeError, ValueError):
             return False
-        if log.torn_rows or tree_problems(group, log):
+        if log.torn_rows or tree_problems(group, log) or _index.index_problems(group, log):
             return False
     return True
 
@@ -252,7 +256,7 @@ def fold_file(f: h5py.File, logs: dict[tuple[str, ...], DatasetLog] | None = Non
     for names, group in _layout.walk_datasets(f):
         rows = _layout.log_rows(group)
         done = folded_rows(group)
-        if done == rows and DATAPOINTS in group:
+        if done == rows and DATAPOINTS in group and _index.current(group, rows):
             continue
         log = logs.get(names)
         if log is None:
@@ -266,12 +270,14 @@ def fold_file(f: h5py.File, logs: dict[tuple[str, ...], DatasetLog] | None = Non
         new_rows = log.applied - min(done, log.applied)
         heap = int(group[_layout.HEAP].shape[0])
         needed += heap * new_rows // max(log.applied, 1) + _NODE_BYTES * (new_rows + 1)
+        needed += _index.space_needed(group, log)
     _layout.check_space(f.filename, needed)
     stamp_root(f)
     blobs_len = int(f[_layout.BLOBS].shape[0])
     marks: list[tuple[h5py.Group, int]] = []
     for group, log in todo:
         mark = fold_log(group, log, blobs_len=blobs_len)
+        _index.update(group, log)  # the column index (store/index.py)
         if mark is not None:
             marks.append((group, mark))
     if marks:
