@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hards_h5.errors import InvalidDataError, MissingDependencyError
+from hards_h5.store.columns import MISSING as _MISSING
+from hards_h5.store.columns import ColumnClashError as _ColumnClashError
+from hards_h5.store.columns import flatten as _flatten
 
 if TYPE_CHECKING:
     from hards_h5.store.index import ColumnIndex
@@ -15,13 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MissingDependencyError", "frame", "indexed_frame"]  # the error lives in errors.py
 
-_MISSING: Any = object()
 _INT64 = (-(2**63), 2**63 - 1)
-
-
-class _ColumnClashError(Exception):
-    def __init__(self, column: str, row: int) -> None:
-        self.column, self.row = column, row
 
 
 def frame(
@@ -83,39 +80,6 @@ def frame(
     if files_column:
         table[files_column] = pd.Series(file_lists, index=index, dtype=object)
     return pd.DataFrame(table, index=index)
-
-
-def _flatten(columns: dict[str, list[Any]], name: str, values: list[Any]) -> None:
-    """Add column ``name`` to ``columns``; nested dicts become dotted columns.
-
-    ``values`` holds one value per row (``_MISSING`` where a row lacks the key).
-    A row whose value is a non-empty dict gives its keys to ``name.key`` columns
-    (recursively); other values (an empty dict too) stay in ``name``.
-    """
-    if dict in set(map(type, values)) and any(type(value) is dict and value for value in values):
-        nested = [value if type(value) is dict else None for value in values]
-        kept = [
-            _MISSING if value else original for value, original in zip(nested, values, strict=True)
-        ]
-        if any(value is not _MISSING for value in kept):
-            _add(columns, name, kept)
-        for key in dict.fromkeys(chain.from_iterable(value for value in nested if value)):
-            sub = [value.get(key, _MISSING) if value else _MISSING for value in nested]
-            _flatten(columns, f"{name}.{key}", sub)
-    else:
-        _add(columns, name, values)
-
-
-def _add(columns: dict[str, list[Any]], name: str, values: list[Any]) -> None:
-    """Add a column; one named like another (``"a.b"`` and ``a`` -> ``b``) shares it."""
-    old = columns.setdefault(name, values)
-    if old is values:
-        return
-    for row, (was, value) in enumerate(zip(old, values, strict=True)):
-        if value is not _MISSING:
-            if was is not _MISSING:
-                raise _ColumnClashError(name, row)
-            old[row] = value
 
 
 def _column(pd: Any, values: list[Any], index: Any) -> Any:

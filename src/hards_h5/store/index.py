@@ -31,9 +31,11 @@ import h5py
 import numpy as np
 
 # (the pure flattening rule of to_dataframe, shared so that the columns agree)
-from hards_h5.api.frame import _MISSING, _ColumnClashError, _flatten
 from hards_h5.errors import CorruptFileError, HARDSError
 from hards_h5.store import layout as _layout
+from hards_h5.store.columns import MISSING as _MISSING
+from hards_h5.store.columns import ColumnClashError as _ColumnClashError
+from hards_h5.store.columns import flatten as _flatten
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
