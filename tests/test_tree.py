@@ -313,16 +313,17 @@ from hards_h5 import H5Database
 import hards_h5.store.fold as fold
 
 calls = 0
-original = fold._set_text
+hook = "_new_point" if fold._new_point is not None else "_set_text"  # the hot path
+original = getattr(fold, hook)
 
 def signalling(*args, **kwargs):
     global calls
     calls += 1
     if calls == 3000:
         print("folding", flush=True)
-    original(*args, **kwargs)
+    return original(*args, **kwargs)
 
-fold._set_text = signalling
+setattr(fold, hook, signalling)
 db = H5Database.create_database(sys.argv[1])
 ds = db.create_dataset("big")
 for i in range(int(sys.argv[2])):
@@ -391,3 +392,63 @@ def test_merge_import_and_recover_end_with_a_folded_tree(tmp_path: Path) -> None
     with h5py.File(imported, "r") as f:
         assert "live" in f["/datasets/x/datapoints"]
     assert plain_read(imported) == api_read(imported)
+
+
+def test_fold_writes_scalar_variable_length_utf8_text(tmp_path: Path) -> None:
+    # The fold's fast path (libhdf5 called directly) writes what h5py writes: a scalar
+    # variable-length UTF-8 string, here beside datapoints with files (the h5py path).
+    path = tmp_path / "c.h5"
+    src = tmp_path / "f.txt"
+    src.write_text("x")
+    texts = {
+        "plain": {"a": 1},
+        "accents": {"é": "ünï ☃ 🎉"},
+        "empty": {},
+        "big": {"b": "y" * 70_000},
+    }
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("d")
+        for name, data in texts.items():
+            point = ds.create_datapoint(name)
+            if data:
+                point.add_data(data)
+            if name == "accents":
+                point.add_file(src)
+        ds.create_datapoint("last").add_data({"z": 0})
+    with h5py.File(path, "r") as f:
+        points = f["/datasets/d/datapoints"]
+        assert list(points) == [*texts, "last"]
+        for name in [*texts, "last"]:
+            attr = h5py.h5a.open(points[name].id, b"data")
+            kind = attr.get_type()
+            assert kind.get_class() == h5py.h5t.STRING
+            assert kind.is_variable_str()
+            assert kind.get_cset() == h5py.h5t.CSET_UTF8
+            assert attr.get_space().get_simple_extent_type() == h5py.h5s.SCALAR
+            value = points[name].attrs["data"]
+            assert isinstance(value, str)
+            assert json.loads(value) == texts.get(name, {"z": 0})
+    assert plain_read(path) == api_read(path)
+
+
+def test_fold_completes_a_group_left_without_its_attribute(tmp_path: Path) -> None:
+    # A fold killed between a new group and its attribute: the next close finishes it.
+    path = tmp_path / "c.h5"
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("d")
+        for i in range(4):
+            ds.create_datapoint(f"p{i}").add_data({"i": i})
+    with h5py.File(path, "r+") as f:
+        g = f["/datasets/d"]
+        del g["datapoints/p1"].attrs["data"]
+        del g["datapoints/p2"], g["datapoints/p3"]
+        g.attrs["folded_records"] = np.int64(0)
+    with H5Database(path) as db:
+        db.get_dataset("d").create_datapoint("p4").add_data({"i": 4})
+    with h5py.File(path, "r") as f:
+        points = f["/datasets/d/datapoints"]
+        assert list(points) == [f"p{i}" for i in range(5)]
+        assert [json.loads(points[f"p{i}"].attrs["data"]) for i in range(5)] == [
+            {"i": i} for i in range(5)
+        ]
+    assert plain_read(path) == api_read(path)
