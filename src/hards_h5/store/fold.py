@@ -113,7 +113,7 @@ class _NewPoint:
         The caller holds h5py's lock.  A text with a NUL byte (not JSON) is left to
         the slower path (a C string would end there).
         """
-        if b"\0" in text:
+        if not isinstance(text, bytes) or b"\0" in text:  # a C string: bytes up to a NUL
             return False
         gid = self._gcreate(parent, name, _DEFAULT, _DEFAULT, _DEFAULT)
         if gid < 0:
