@@ -7,6 +7,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -326,16 +327,17 @@ from hards_h5 import H5Database
 import hards_h5.store.fold as fold
 
 calls = 0
-original = fold._set_text
+hook = "_new_point" if fold._new_point is not None else "_set_text"  # the hot path
+original = getattr(fold, hook)
 
 def signalling(*args, **kwargs):
     global calls
     calls += 1
     if calls == 3000:
         print("folding", flush=True)
-    original(*args, **kwargs)
+    return original(*args, **kwargs)
 
-fold._set_text = signalling
+setattr(fold, hook, signalling)
 db = H5Database.create_database(sys.argv[1])
 ds = db.create_dataset("big")
 for i in range(int(sys.argv[2])):
@@ -546,3 +548,112 @@ def test_swmr_phase_live_reader_then_plain_h5py_tree_many(
     tmp_path: Path, before: list[tuple[Any, ...]], live: list[tuple[Any, ...]], finish: str
 ) -> None:
     _swmr_campaign(tmp_path, before, live, finish)
+
+
+def test_fold_writes_scalar_variable_length_utf8_text(tmp_path: Path) -> None:
+    # The fold's fast path (libhdf5 called directly) writes what h5py writes: a scalar
+    # variable-length UTF-8 string, here beside datapoints with files (the h5py path).
+    path = tmp_path / "c.h5"
+    src = tmp_path / "f.txt"
+    src.write_text("x")
+    texts = {
+        "plain": {"a": 1},
+        "accents": {"é": "ünï ☃ 🎉"},
+        "empty": {},
+        "big": {"b": "y" * 70_000},
+    }
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("d")
+        for name, data in texts.items():
+            point = ds.create_datapoint(name)
+            if data:
+                point.add_data(data)
+            if name == "accents":
+                point.add_file(src)
+        ds.create_datapoint("last").add_data({"z": 0})
+    with h5py.File(path, "r") as f:
+        points = f["/datasets/d/datapoints"]
+        assert list(points) == [*texts, "last"]
+        for name in [*texts, "last"]:
+            attr = h5py.h5a.open(points[name].id, b"data")
+            kind = attr.get_type()
+            assert kind.get_class() == h5py.h5t.STRING
+            assert kind.is_variable_str()
+            assert kind.get_cset() == h5py.h5t.CSET_UTF8
+            assert attr.get_space().get_simple_extent_type() == h5py.h5s.SCALAR
+            value = points[name].attrs["data"]
+            assert isinstance(value, str)
+            assert json.loads(value) == texts.get(name, {"z": 0})
+    assert plain_read(path) == api_read(path)
+
+
+def test_fold_completes_a_group_left_without_its_attribute(tmp_path: Path) -> None:
+    # A fold killed between a new group and its attribute: the next close finishes it.
+    path = tmp_path / "c.h5"
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("d")
+        for i in range(4):
+            ds.create_datapoint(f"p{i}").add_data({"i": i})
+    with h5py.File(path, "r+") as f:
+        g = f["/datasets/d"]
+        del g["datapoints/p1"].attrs["data"]
+        del g["datapoints/p2"], g["datapoints/p3"]
+        g.attrs["folded_records"] = np.int64(0)
+    with H5Database(path) as db:
+        db.get_dataset("d").create_datapoint("p4").add_data({"i": 4})
+    with h5py.File(path, "r") as f:
+        points = f["/datasets/d/datapoints"]
+        assert list(points) == [f"p{i}" for i in range(5)]
+        assert [json.loads(points[f"p{i}"].attrs["data"]) for i in range(5)] == [
+            {"i": i} for i in range(5)
+        ]
+    assert plain_read(path) == api_read(path)
+
+
+def test_check_of_a_large_dataset_is_not_quadratic(tmp_path: Path) -> None:
+    # Comparing the tree's order with the journal's built a set of every name once per
+    # datapoint: `hards-h5 check` of 100k datapoints in one dataset took many minutes.
+    path = tmp_path / "c.h5"
+    count = 100_000
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("d")
+        for i in range(count):
+            ds.create_datapoint(f"p{i:06d}").add_data({"i": i})
+    result = subprocess.run(
+        [sys.executable, "-m", "hards_h5.cli", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a few seconds once linear (minutes before)
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "100000" in result.stdout.replace(",", "")
+
+
+def test_check_names_every_kind_of_tree_difference(tmp_path: Path) -> None:
+    # check reads the usual datapoint directly; every other shape of node the slower way.
+    path = tmp_path / "c.h5"
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("d")
+        for name in ("same", "text", "fixed", "array", "gone", "dataset", "extra", "none"):
+            ds.create_datapoint(name).add_data({"n": name})
+    assert hards("check", str(path)).returncode == 0
+    with h5py.File(path, "r+") as f:
+        points = f["/datasets/d/datapoints"]
+        points["text"].attrs.modify("data", '{"n": "other"}')
+        points["fixed"].attrs.create("data", b'{"n": "fixed"}')  # fixed-length bytes
+        points["array"].attrs["data"] = ['{"n": "array"}', "x"]
+        del points["gone"]
+        del points["dataset"]
+        points.create_dataset("dataset", data=[1])
+        points["extra"].create_group("files").create_dataset("x.txt", data=[1])
+        del points["none"].attrs["data"]
+    result = hards("check", str(path))
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    for name in ("text", "fixed", "array", "none"):
+        assert f"datapoint '{name}': the tree's 'data' attribute differs" in out, name
+    for name in ("gone", "dataset"):
+        assert f"datapoint '{name}': no group in the tree" in out, name
+    assert "datapoint 'extra': the tree's files" in out
+    assert "'same'" not in out

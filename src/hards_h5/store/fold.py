@@ -26,11 +26,13 @@ rewrites of a 2.5 KB text: 4.5 MB against 6 KB in place).
 
 from __future__ import annotations
 
+import ctypes
 import mimetypes
 from typing import Final
 
 import h5py
 import numpy as np
+from h5py._objects import phil
 
 from hards_h5._version import __version__
 from hards_h5.store import index as _index
@@ -63,7 +65,163 @@ _NODE_BYTES = 512  # HDF5 metadata of one folded node (group, link, attribute), 
 _STR = h5py.string_dtype()
 _STR_TYPE = h5py.h5t.py_create(_STR, logical=True)
 _DATA = ATTR_DATA.encode()
+_FILES = FILES.encode()
 _ORDER = h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED
+
+
+_SCALAR = h5py.h5s.create(h5py.h5s.SCALAR)
+_HID = ctypes.c_int64  # hid_t (HDF5 >= 1.10)
+_DEFAULT = 0  # H5P_DEFAULT
+
+
+class _NewPoint:
+    """A new datapoint group with its ``data`` attribute, in five calls into libhdf5.
+
+    The fold's hot path: h5py's low-level wrappers cost about as much as HDF5's own
+    work for a group and a small attribute (a Python object, a weak-reference entry
+    and a lock per call: ~42 us of CPU per datapoint against ~20 us this way; see
+    ``benchmarks/README.md``).  The functions are h5py's own libhdf5 (looked up
+    through an h5py extension module, so no second copy of HDF5 is loaded), called
+    with the GIL held (``ctypes.PyDLL``) and under h5py's lock, like h5py's calls.
+    The same group and attribute as :func:`_set_text` writes (variable-length
+    UTF-8 text, scalar); any failure leaves the node to that slower path, which
+    reuses what was created and raises h5py's error (a full disk among them).
+    """
+
+    def __init__(self) -> None:
+        lib = ctypes.PyDLL(h5py.h5g.__file__)  # dlsym also searches its libhdf5
+        self._gcreate = lib.H5Gcreate2
+        self._gcreate.restype = _HID
+        self._gcreate.argtypes = [_HID, ctypes.c_char_p, _HID, _HID, _HID]
+        self._acreate = lib.H5Acreate2
+        self._acreate.restype = _HID
+        self._acreate.argtypes = [_HID, ctypes.c_char_p, _HID, _HID, _HID, _HID]
+        self._awrite = lib.H5Awrite
+        self._awrite.restype = ctypes.c_int
+        self._awrite.argtypes = [_HID, _HID, ctypes.c_void_p]
+        self._aclose = lib.H5Aclose
+        self._aclose.restype = ctypes.c_int
+        self._aclose.argtypes = [_HID]
+        self._gclose = lib.H5Gclose
+        self._gclose.restype = ctypes.c_int
+        self._gclose.argtypes = [_HID]
+        self._type = _STR_TYPE.id
+        self._space = _SCALAR.id
+
+    def __call__(self, parent: int, name: bytes, text: bytes) -> bool:
+        """Create ``parent/name`` with ``text`` as its ``data``; False if anything failed.
+
+        The caller holds h5py's lock.  A text with a NUL byte (not JSON) is left to
+        the slower path (a C string would end there).
+        """
+        if not isinstance(text, bytes) or b"\0" in text:  # a C string: bytes up to a NUL
+            return False
+        gid = self._gcreate(parent, name, _DEFAULT, _DEFAULT, _DEFAULT)
+        if gid < 0:
+            return False
+        aid = self._acreate(gid, _DATA, self._type, self._space, _DEFAULT, _DEFAULT)
+        done = aid >= 0 and self._awrite(aid, self._type, ctypes.byref(ctypes.c_char_p(text))) >= 0
+        if aid >= 0:
+            done = self._aclose(aid) >= 0 and done
+        return bool(self._gclose(gid) >= 0) and done
+
+
+def _new_point_api() -> _NewPoint | None:
+    try:
+        return _NewPoint()
+    except (OSError, AttributeError):  # no libhdf5 symbols to be found: h5py's calls
+        return None
+
+
+_new_point = _new_point_api()
+
+
+def _c_function(
+    lib: ctypes.PyDLL, name: str, restype: type, *argtypes: type
+) -> ctypes._FuncPointer:
+    function: ctypes._FuncPointer = getattr(lib, name)
+    function.restype = restype
+    function.argtypes = list(argtypes)
+    return function
+
+
+class _PointText:
+    """Read a datapoint's ``data`` text with direct libhdf5 calls (``check`` reads all).
+
+    Like :class:`_NewPoint`, for the same reason (~60 us per node through h5py's
+    wrappers).  Only the usual node is read this way: a group whose ``data``
+    attribute has exactly the fold's type (variable-length UTF-8 text) and one
+    element; anything else, or any failure, is left to the slower path.
+    """
+
+    def __init__(self) -> None:
+        lib = ctypes.PyDLL(h5py.h5g.__file__)  # dlsym also searches its libhdf5
+        hid, name, status = _HID, ctypes.c_char_p, ctypes.c_int
+        self._gopen = _c_function(lib, "H5Gopen2", hid, hid, name, hid)
+        self._lexists = _c_function(lib, "H5Lexists", status, hid, name, hid)
+        self._aopen = _c_function(lib, "H5Aopen", hid, hid, name, hid)
+        self._aget_type = _c_function(lib, "H5Aget_type", hid, hid)
+        self._aget_space = _c_function(lib, "H5Aget_space", hid, hid)
+        self._npoints = _c_function(lib, "H5Sget_simple_extent_npoints", ctypes.c_int64, hid)
+        self._tequal = _c_function(lib, "H5Tequal", status, hid, hid)
+        self._aread = _c_function(lib, "H5Aread", status, hid, hid, ctypes.c_void_p)
+        self._reclaim = _c_function(lib, "H5Treclaim", status, hid, hid, hid, ctypes.c_void_p)
+        self._tclose = _c_function(lib, "H5Tclose", status, hid)
+        self._sclose = _c_function(lib, "H5Sclose", status, hid)
+        self._aclose = _c_function(lib, "H5Aclose", status, hid)
+        self._gclose = _c_function(lib, "H5Gclose", status, hid)
+        self._type = _STR_TYPE.id
+        self._space = _SCALAR.id
+
+    def __call__(self, parent: int, name: bytes) -> tuple[bytes, bool] | None:
+        """Return ``parent/name``'s text and whether it has a ``files`` link, or None.
+
+        None: not the usual node (no such group, another attribute type, a
+        failure): the caller looks the slower way.  The caller holds h5py's lock.
+        """
+        gid = self._gopen(parent, name, _DEFAULT)
+        if gid < 0:
+            return None
+        try:
+            files = self._lexists(gid, _FILES, _DEFAULT)
+            aid = self._aopen(gid, _DATA, _DEFAULT) if files >= 0 else -1
+            if aid < 0:
+                return None
+            try:
+                text = self._read(aid)
+            finally:
+                self._aclose(aid)
+        finally:
+            self._gclose(gid)
+        return None if text is None else (text, files > 0)
+
+    def _read(self, aid: int) -> bytes | None:
+        tid = self._aget_type(aid)
+        if tid < 0:
+            return None
+        same = self._tequal(tid, self._type)
+        self._tclose(tid)
+        sid = self._aget_space(aid) if same > 0 else -1
+        if sid < 0:
+            return None
+        one = self._npoints(sid) == 1
+        self._sclose(sid)
+        pointer = ctypes.c_char_p()
+        if not one or self._aread(aid, self._type, ctypes.byref(pointer)) < 0:
+            return None
+        text = pointer.value or b""
+        self._reclaim(self._type, self._space, _DEFAULT, ctypes.byref(pointer))
+        return text
+
+
+def _point_text_api() -> _PointText | None:
+    try:
+        return _PointText()
+    except (OSError, AttributeError):  # no libhdf5 symbols to be found: h5py's calls
+        return None
+
+
+_point_text = _point_text_api()
 
 
 def _tracked_gcpl() -> h5py.h5p.PropGCID:
@@ -154,6 +312,23 @@ def _fold_files(node: h5py.Group, refs: dict[str, FileRef], blobs_len: int) -> N
         _write_file(files, name, refs[name], blobs_len)
 
 
+def _point_group(
+    points: h5py.h5g.GroupID, key: bytes, *, old: bool, text: bytes | None
+) -> tuple[h5py.h5g.GroupID, bool] | None:
+    """Open or create the group of datapoint ``key``; also return whether it is new.
+
+    ``old``: the group may exist.  ``text``: the JSON text of a new datapoint without
+    files, written with its new group the fast way (then None is returned).
+    """
+    if not old and text is not None and _new_point is not None:
+        if _new_point(points.id, key, text):
+            return None
+        old = True  # the slower way, reusing what the fast one created
+    if old and points.links.exists(key):
+        return h5py.h5g.open(points, key), False
+    return h5py.h5g.create(points, key), True
+
+
 def fold_log(group: h5py.Group, log: DatasetLog, *, blobs_len: int) -> int | None:
     """Fold the records of ``log`` after ``group``'s mark into the tree.
 
@@ -175,20 +350,21 @@ def fold_log(group: h5py.Group, log: DatasetLog, *, blobs_len: int) -> int | Non
     pid = points.id
     existing = pid.get_num_objs()
     names = log.names
-    for node in sorted(data_nodes | file_nodes):
-        new = False
-        if node == _layout.DATASET_NODE:
-            gid = group.id
-        else:
-            key = names[node - 1].encode()
-            if node <= existing and pid.links.exists(key):
-                gid = h5py.h5g.open(pid, key)
+    with phil:  # h5py's own lock, held for the calls of _NewPoint
+        for node in sorted(data_nodes | file_nodes):
+            if node == _layout.DATASET_NODE:
+                gid, new = group.id, False
             else:
-                gid, new = h5py.h5g.create(pid, key), True
-        if node in data_nodes:
-            _set_text(gid, log.data_json(node).decode() or "{}", new=new)
-        if node in file_nodes:
-            _fold_files(h5py.Group(gid), log.files(node), blobs_len)
+                old = node <= existing  # beyond the groups present, a node's group is new
+                text = None if old or node in file_nodes else log.data_json(node) or b"{}"
+                made = _point_group(pid, names[node - 1].encode(), old=old, text=text)
+                if made is None:
+                    continue
+                gid, new = made
+            if node in data_nodes:
+                _set_text(gid, log.data_json(node).decode() or "{}", new=new)
+            if node in file_nodes:
+                _fold_files(h5py.Group(gid), log.files(node), blobs_len)
     return applied
 
 
@@ -304,7 +480,8 @@ def tree_problems(group: h5py.Group, log: DatasetLog) -> list[str]:
     problems: list[str] = []
     tree_order = [] if points is None else list(points)
     folded_names = [n for k, n in enumerate(log.names, start=1) if k not in skip]
-    if [n for n in tree_order if n in set(folded_names)] != folded_names:
+    folded = set(folded_names)  # once: built inside the test below, it made check quadratic
+    if [n for n in tree_order if n in folded] != folded_names:
         problems.append("datapoint groups missing or out of creation order")
     for node in range(len(log.names) + 1):
         if node in skip:
@@ -314,8 +491,12 @@ def tree_problems(group: h5py.Group, log: DatasetLog) -> list[str]:
             where = "the dataset"
         else:
             name = log.names[node - 1]
-            obj = None if points is None else points.get(name)
             where = f"datapoint {name!r}"
+            quick = None if points is None else _quick_problems(points, name, where, log, node)
+            if quick is not None:
+                problems.extend(quick)
+                continue
+            obj = None if points is None else points.get(name)
         if not isinstance(obj, h5py.Group):
             problems.append(f"{where}: no group in the tree")
             continue
@@ -323,10 +504,26 @@ def tree_problems(group: h5py.Group, log: DatasetLog) -> list[str]:
     return problems
 
 
+def _quick_problems(
+    points: h5py.Group, name: str, where: str, log: DatasetLog, node: int
+) -> list[str] | None:
+    """Check a datapoint without files with :class:`_PointText`; None: the slower way."""
+    if _point_text is None or log.files(node):
+        return None
+    with phil:  # h5py's own lock, held for the calls of _PointText
+        read = _point_text(points.id.id, name.encode())
+    if read is None or read[1]:
+        return None
+    if read[0] != (log.data_json(node) or b"{}"):
+        return [f"{where}: the tree's 'data' attribute differs from the journal"]
+    return []
+
+
 def _node_problems(obj: h5py.Group, where: str, log: DatasetLog, node: int) -> list[str]:
     problems = []
     want = log.data_json(node).decode() or "{}"
-    if obj.attrs.get(ATTR_DATA) != want:
+    have = obj.attrs.get(ATTR_DATA)  # text, or anything a hand edit left (bytes, an array)
+    if not isinstance(have, str) or have != want:
         problems.append(f"{where}: the tree's 'data' attribute differs from the journal")
     refs = log.files(node)
     files = obj.get(FILES)
