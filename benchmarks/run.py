@@ -8,7 +8,7 @@ of ``--repeat`` runs.
 Usage::
 
     python benchmarks/run.py                      # N = 1k, 10k, 100k; files 1 MiB..1 GiB
-    python benchmarks/run.py --big                # also the 1M-datapoint open/read scenarios
+    python benchmarks/run.py --big                # also 1M datapoints: open, read, to_dataframe()
     python benchmarks/run.py --quick              # tiny sizes, for a smoke test
     python benchmarks/run.py --json out.json --plot docs/benchmarks.png
 
@@ -174,6 +174,17 @@ for name in names:
 print(json.dumps({"seconds": seconds, "warm_us": (time.perf_counter() - t) / len(names) * 1e6}))
 """,
 }
+
+FRAME = """
+import pandas
+from hards_h5 import H5Database
+t = time.perf_counter()
+db = H5Database(sys.argv[1], "r")
+frame = db.recursively_get_dataset("mc/sub").to_dataframe()
+seconds = time.perf_counter() - t
+assert len(frame) == int(sys.argv[2]) + PARENT
+print(json.dumps({"seconds": seconds, "peak_mb": peak_mb(), "rows": len(frame)}))
+"""
 
 OPEN = {
     "hards-h5": """
@@ -382,6 +393,11 @@ def bench_store_sizes(
                 results.setdefault("warm_lookup_us", {}).setdefault(store, {})[n] = _median(
                     [r["warm_us"] for r in randoms]
                 )
+            if store == "hards-h5" and n >= 100_000:
+                frames = [_child(FRAME, path, n) for _ in range(repeat)]
+                results.setdefault("frame", {})[n] = {
+                    key: _median([f[key] for f in frames]) for key in ("seconds", "peak_mb")
+                }
             if store in OPEN:
                 opens = [_child(OPEN[store], path) for _ in range(repeat)]
                 results["open"].setdefault(store, {})[n] = {
@@ -463,6 +479,16 @@ def verdicts(results: dict[str, Any]) -> list[tuple[bool, str]]:
             (
                 fsd / h5d >= 25,
                 f"disk N={n}: {fsd / h5d:.0f}x smaller than hards.filesystem (target >= 25x)",
+            )
+        )
+    for n_frame, f in sorted(results.get("frame", {}).items()):
+        out.append(
+            (
+                f["seconds"] < 0.5 and f["peak_mb"] < 400,
+                (
+                    f"fresh-process to_dataframe() N={n_frame}: {f['seconds']:.2f} s, peak RSS "
+                    f"{f['peak_mb']:.0f} MB (target < 0.5 s, < 400 MB)"
+                ),
             )
         )
     warm = results.get("warm_lookup_us", {}).get("hards-h5", {})
@@ -550,7 +576,12 @@ def plot(results: dict[str, Any], target: Path) -> None:
     fig.savefig(target, dpi=120)
 
 
-def _log_lookups(results: dict[str, Any], log: Callable[[str], None]) -> None:
+def _log_reads(results: dict[str, Any], log: Callable[[str], None]) -> None:
+    for n, f in sorted(results.get("frame", {}).items()):
+        log(
+            f"  to_dataframe() N={n} (fresh process, open included): {f['seconds']:.3f} s, "
+            f"peak RSS {f['peak_mb']:.0f} MB"
+        )
     for store, series in results["random"].items():
         for n, secs in series.items():
             log(f"  random access 1k lookups in N={n}: {store:<10} {secs * 1e3:8.1f} ms")
@@ -608,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"read {results['read'][store][n] / h5r:6.1f}x  "
                 f"disk {results['disk_kib'][store][n] / results['disk_kib']['hards-h5'][n]:6.1f}x"
             )
-    _log_lookups(results, log)
+    _log_reads(results, log)
     for store, series in results["open"].items():
         for n, o in series.items():
             log(
