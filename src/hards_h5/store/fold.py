@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import ctypes
 import mimetypes
-from typing import Final
+from collections.abc import Callable
+from typing import Final, TypeVar
 
 import h5py
 import numpy as np
@@ -72,6 +73,7 @@ _ORDER = h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED
 _SCALAR = h5py.h5s.create(h5py.h5s.SCALAR)
 _HID = ctypes.c_int64  # hid_t (HDF5 >= 1.10)
 _DEFAULT = 0  # H5P_DEFAULT
+_T = TypeVar("_T")
 
 
 class _NewPoint:
@@ -126,14 +128,15 @@ class _NewPoint:
         return bool(self._gclose(gid) >= 0) and done
 
 
-def _new_point_api() -> _NewPoint | None:
+def _direct(api: Callable[[], _T]) -> _T | None:
+    """Return ``api()``, or None if libhdf5's functions cannot be found (h5py's calls then)."""
     try:
-        return _NewPoint()
-    except (OSError, AttributeError):  # no libhdf5 symbols to be found: h5py's calls
+        return api()
+    except (OSError, AttributeError):
         return None
 
 
-_new_point = _new_point_api()
+_new_point = _direct(_NewPoint)
 
 
 def _c_function(
@@ -214,14 +217,7 @@ class _PointText:
         return text
 
 
-def _point_text_api() -> _PointText | None:
-    try:
-        return _PointText()
-    except (OSError, AttributeError):  # no libhdf5 symbols to be found: h5py's calls
-        return None
-
-
-_point_text = _point_text_api()
+_point_text = _direct(_PointText)
 
 
 def _tracked_gcpl() -> h5py.h5p.PropGCID:
