@@ -141,10 +141,11 @@ names = [f"mc/sub/p{rng.randrange(n)}" for _ in range(1000)]
 t = time.perf_counter()
 total = sum(db.recursively_get_datapoint(name).data["run"] for name in names)
 seconds = time.perf_counter() - t
-t = time.perf_counter()  # warm: the same 1k lookups again, without reading data
-for name in names:
+warm = names[:100]  # (each lookup lists the directory: 100 are enough)
+t = time.perf_counter()  # warm: the same lookups again, without reading data
+for name in warm:
     db.recursively_get_datapoint(name)
-print(json.dumps({"seconds": seconds, "warm_us": (time.perf_counter() - t) / len(names) * 1e6}))
+print(json.dumps({"seconds": seconds, "warm_us": (time.perf_counter() - t) / len(warm) * 1e6}))
 """,
     "hards-h5": """
 from hards_h5 import H5Database
