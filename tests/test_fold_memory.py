@@ -212,3 +212,23 @@ def test_long_operations_report_progress_during_the_fold(tmp_path: Path, operati
     progress.check()
     with H5Database(out, "r") as db:
         assert len(db.get_dataset("many").datapoints) == (2 * N if operation == "merge" else N)
+
+
+def test_recover_of_a_live_writers_file_reports_its_fold_after_the_audit(tmp_path: Path) -> None:
+    # A clean file whose last writer was a live one (no fold at its close): recover
+    # leaves it in place, audits it, then folds it; the bar goes on from the audit.
+    path = tmp_path / "live.h5"
+    with H5Database.create_database(path) as db:
+        db.create_dataset("many")
+        db.start_swmr()
+        ds = db.get_dataset("many")
+        for i in range(N):
+            ds.create_datapoint(f"p{i}").add_data({"i": i})
+    with h5py.File(path, "r") as f:
+        assert "datapoints" not in f["/datasets/many"]  # (not folded in live mode)
+    progress = _DuringFold()
+    report = recover(path, progress=progress)
+    assert not report.rewritten
+    progress.check()
+    with h5py.File(path, "r") as f:
+        assert len(f["/datasets/many/datapoints"]) == N
