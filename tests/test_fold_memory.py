@@ -49,7 +49,7 @@ def _described(group: h5py.Group) -> dict[str, Any]:
     return out
 
 
-_KEYS = st.sampled_from(["a", "b", "n", "x", "a.b", "datapoint"])
+_KEYS = st.sampled_from(["a", "b", "n", "x", "a.b", "datapoint", "", "\0"])
 _SCALARS = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.integers(min_value=2**63, max_value=2**65),

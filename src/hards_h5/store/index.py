@@ -324,12 +324,15 @@ class _Keys:
         else:
             self.leaf = True
 
-    def names(self, name: str = "") -> Iterator[str]:
-        """Yield the column names in the order :func:`flatten` adds them (repeats too)."""
-        if self.leaf and name:
+    def names(self, name: str | None = None) -> Iterator[str]:
+        """Yield the column names in the order :func:`flatten` adds them (repeats too).
+
+        ``name``: this node's column name (None: the root, whose keys are the top level).
+        """
+        if self.leaf and name is not None:
             yield name
         for key, sub in self.sub.items():
-            yield from sub.names(f"{name}.{key}" if name else key)
+            yield from sub.names(key if name is None else f"{name}.{key}")
 
 
 class _Stats:
