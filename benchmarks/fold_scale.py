@@ -8,7 +8,9 @@ Not a test.  Runs in a fresh process with the given source tree first on
 Prints the write loop (the journal), the close (flush, seals and the fold), the
 fold's rate per slice of datapoints (first against last: does creating groups
 slow down as the ``datapoints`` group grows?), the peak RSS before and after the
-close, and the file size.  The slices are timed by counting the fold's new
+close, and the file size; then, in a second fresh process, a writer that changes
+one datapoint's data (so that its close rebuilds the whole column index): its
+times and peak RSS.  The slices are timed by counting the fold's new
 datapoint groups (a wrapper around ``fold._new_point``: ~0.2 us per datapoint).
 """
 
@@ -65,6 +67,21 @@ print(json.dumps({
 }))
 """
 
+REBUILD = r"""
+import json, resource, sys, time
+from hards_h5 import H5Database
+
+rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+t0 = time.perf_counter()
+db = H5Database(sys.argv[1], "a")
+db.get_dataset("d").get_datapoint("sample-0000000").add_data({"i": -1})
+t1 = time.perf_counter()
+rss_open = rss()
+db.close()  # an indexed datapoint's data changed: the index is rebuilt
+t2 = time.perf_counter()
+print(json.dumps({"open": t1 - t0, "close": t2 - t1, "rss_open": rss_open, "rss_close": rss()}))
+"""
+
 
 def main() -> None:
     """Run the measurement and print its table (Markdown)."""
@@ -83,7 +100,14 @@ def main() -> None:
             text=True,
             check=True,
         ).stdout
-    r = json.loads(out)
+        rebuilt = subprocess.run(
+            [sys.executable, "-c", REBUILD, str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    r, rb = json.loads(out), json.loads(rebuilt)
     n, mib = args.n, 2**20
     print(f"# {n:,} datapoints in one dataset (seed example workload), one run")
     total = r["write"] + r["close"]
@@ -108,7 +132,13 @@ def main() -> None:
     print()
     print(
         f"peak RSS after the write loop {r['rss_write'] / mib:.0f} MiB, "
-        f"after close {r['rss_close'] / mib:.0f} MiB; file {r['size'] / mib:.1f} MiB"
+        f"after close {r['rss_close'] / mib:.0f} MiB "
+        f"({r['rss_close'] / r['rss_write']:.2f}x); file {r['size'] / mib:.1f} MiB"
+    )
+    print(
+        f"index rebuild (fresh writer: open, change datapoint 1's data, close): "
+        f"open {rb['open']:.1f} s, close {rb['close']:.1f} s; peak RSS after open "
+        f"{rb['rss_open'] / mib:.0f} MiB, after close {rb['rss_close'] / mib:.0f} MiB"
     )
 
 

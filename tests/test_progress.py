@@ -10,11 +10,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import h5py
 import pytest
 from hards.filesystem import FilesystemDatabase
 
 from cli_runner import hards
 from hards_h5 import H5Database, check, compact, export_seed, import_seed, merge, recover
+from hards_h5.store import layout as _layout
 from hards_h5.store.progress import Tally
 
 N = 1200  # above the CLI's "big enough for a bar" threshold of 1000 units
@@ -32,6 +34,11 @@ def _campaign(path: Path, tmp_path: Path, *, prefix: str = "p") -> Path:
             if i % 100 == 0:
                 point.add_file(blob, name="out.bin")
     return path
+
+
+def _log_rows(path: Path) -> int:
+    with h5py.File(path, "r") as f:
+        return _layout.total_log_rows(f)
 
 
 class _Recorder:
@@ -99,8 +106,9 @@ def test_import_total_counts_what_import_creates(tmp_path: Path) -> None:
     recorder = _Recorder()
     report = import_seed(seed_dir, tmp_path / "a.h5", progress=recorder)
     assert report.datapoints == 4
-    assert recorder.calls[0] == (0, 4)
-    assert recorder.calls[-1] == (4, 4)
+    rows = _log_rows(tmp_path / "a.h5")  # what the fold at close folds (a new file: all)
+    assert recorder.calls[0] == (0, 8)  # the datapoints, and as many for the fold
+    assert recorder.calls[-1] == (4 + rows, 4 + rows)
 
 
 @pytest.mark.parametrize("operation", ["check", "compact", "recover"])
@@ -128,7 +136,8 @@ def test_merge_import_export_report_progress_to_the_end(tmp_path: Path) -> None:
     recorder = _Recorder()
     import_seed(tmp_path / "seed", tmp_path / "back.h5", progress=recorder)
     recorder.check_complete()
-    assert recorder.calls[-1] == (N, N)
+    total = N + _log_rows(tmp_path / "back.h5")  # the datapoints, then the rows folded
+    assert recorder.calls[-1] == (total, total)
 
 
 def _run_on_a_terminal(cmd: list[str]) -> bytes:

@@ -39,6 +39,7 @@ from hards_h5._version import __version__
 from hards_h5.store import index as _index
 from hards_h5.store import layout as _layout
 from hards_h5.store.log import DatasetLog
+from hards_h5.store.progress import Tally
 from hards_h5.store.records import FileRef
 
 __all__ = [
@@ -62,6 +63,7 @@ ATTR_DATA: Final = "data"
 ATTR_FOLDED: Final = "folded_records"
 DOCUMENTATION: Final = "https://pypi.org/project/hards-h5/ (docs/format.md)"
 
+_FOLD_STEP = 1024  # nodes folded between progress reports (and between takes of h5py's lock)
 _NODE_BYTES = 512  # HDF5 metadata of one folded node (group, link, attribute), generously
 _STR = h5py.string_dtype()
 _STR_TYPE = h5py.h5t.py_create(_STR, logical=True)
@@ -325,11 +327,15 @@ def _point_group(
     return h5py.h5g.create(points, key), True
 
 
-def fold_log(group: h5py.Group, log: DatasetLog, *, blobs_len: int) -> int | None:
+def fold_log(
+    group: h5py.Group, log: DatasetLog, *, blobs_len: int, tally: Tally | None = None
+) -> int | None:
     """Fold the records of ``log`` after ``group``'s mark into the tree.
 
     Returns the new mark to write (after a flush) with :func:`set_mark`, or None
     if the tree is already up to date.  ``blobs_len`` is the length of ``/blobs``.
+    ``tally``: counts the records folded (see :func:`fold_file`), a slice of nodes
+    at a time.
     """
     applied = log.applied
     done = folded_rows(group)
@@ -337,31 +343,69 @@ def fold_log(group: h5py.Group, log: DatasetLog, *, blobs_len: int) -> int | Non
         return None
     if done > applied:  # a mark from a longer log (cannot happen; start over)
         done = 0
-    data_nodes, file_nodes = log.touched(done)
+    data_nodes, file_nodes = log.touched_masks(done)  # (numpy: no sets of a million ints)
     if done == 0:
-        data_nodes.add(_layout.DATASET_NODE)
+        data_nodes[_layout.DATASET_NODE] = True
     points = group.get(DATAPOINTS)
     if points is None:
         points = h5py.Group(h5py.h5g.create(group.id, DATAPOINTS.encode(), gcpl=_tracked_gcpl()))
     pid = points.id
     existing = pid.get_num_objs()
-    names = log.names
-    with phil:  # h5py's own lock, held for the calls of _NewPoint
-        for node in sorted(data_nodes | file_nodes):
-            if node == _layout.DATASET_NODE:
-                gid, new = group.id, False
-            else:
-                old = node <= existing  # beyond the groups present, a node's group is new
-                text = None if old or node in file_nodes else log.data_json(node) or b"{}"
-                made = _point_group(pid, names[node - 1].encode(), old=old, text=text)
-                if made is None:
-                    continue
-                gid, new = made
-            if node in data_nodes:
-                _set_text(gid, log.data_json(node).decode() or "{}", new=new)
-            if node in file_nodes:
-                _fold_files(h5py.Group(gid), log.files(node), blobs_len)
+    nodes = np.flatnonzero(data_nodes | file_nodes)
+    rows, counted = applied - done, 0
+    for lo in range(0, len(nodes), _FOLD_STEP):
+        part = nodes[lo : lo + _FOLD_STEP]
+        with phil:  # h5py's own lock, held for the calls of _NewPoint
+            for node, has_data, has_files in zip(
+                part.tolist(), data_nodes[part].tolist(), file_nodes[part].tolist(), strict=True
+            ):
+                _fold_node(
+                    group,
+                    pid,
+                    log,
+                    node,
+                    (has_data, has_files),
+                    existing=existing,
+                    blobs_len=blobs_len,
+                )
+        if tally is not None:
+            share = rows * (lo + len(part)) // len(nodes)
+            tally.add(share - counted)
+            counted = share
+    if tally is not None:
+        tally.add(rows - counted)
     return applied
+
+
+def _fold_node(
+    group: h5py.Group,
+    pid: h5py.h5g.GroupID,
+    log: DatasetLog,
+    node: int,
+    what: tuple[bool, bool],
+    *,
+    existing: int,
+    blobs_len: int,
+) -> None:
+    """Fold ``node``'s data and/or files (``what``) into ``group`` (``pid``: its datapoints).
+
+    ``existing``: how many datapoint groups there were before this fold.
+    """
+    has_data, has_files = what
+    if node == _layout.DATASET_NODE:
+        gid, new = group.id, False
+    else:
+        old = node <= existing  # beyond the groups present, a node's group is new
+        text = None if old or has_files else log.data_json(node) or b"{}"
+        name = log.names[node - 1].encode()
+        made = _point_group(pid, name, old=old, text=text)
+        if made is None:
+            return
+        gid, new = made
+    if has_data:
+        _set_text(gid, log.data_json(node).decode() or "{}", new=new)
+    if has_files:
+        _fold_files(h5py.Group(gid), log.files(node), blobs_len)
 
 
 def set_mark(group: h5py.Group, rows: int) -> None:
@@ -407,24 +451,12 @@ def tree_sound(f: h5py.File) -> bool:
     return True
 
 
-def fold_file(f: h5py.File, logs: dict[tuple[str, ...], DatasetLog] | None = None) -> int:
-    """Fold every dataset whose log has records beyond its mark; return how many.
-
-    ``logs`` are logs already replayed (by dataset names), reused instead of
-    replaying again.  A log that does not replay to its end (damage, for
-    ``hards-h5 check`` and ``recover``) is left unfolded.  The marks are written
-    after a flush of everything they vouch for.
-
-    Raises
-    ------
-    StorageFullError
-        Before anything is written, if the disk has no room for the tree (its
-        JSON texts are copies of the journal's): the tree then waits.
-
-    """
-    logs = logs or {}
+def _to_fold(
+    f: h5py.File, logs: dict[tuple[str, ...], DatasetLog]
+) -> tuple[list[tuple[h5py.Group, DatasetLog]], int, int]:
+    """Return the datasets :func:`fold_file` folds, the bytes it may add, the records."""
     todo: list[tuple[h5py.Group, DatasetLog]] = []
-    needed = 0
+    needed = to_fold = 0
     for names, group in _layout.walk_datasets(f):
         rows = _layout.log_rows(group)
         done = folded_rows(group)
@@ -439,16 +471,45 @@ def fold_file(f: h5py.File, logs: dict[tuple[str, ...], DatasetLog] | None = Non
         if log.torn_rows or log.has_pending:
             continue
         todo.append((group, log))
-        new_rows = log.applied - min(done, log.applied)
+        new_rows = log.applied - (done if done <= log.applied else 0)  # (as fold_log counts)
+        to_fold += new_rows
         heap = int(group[_layout.HEAP].shape[0])
         needed += heap * new_rows // max(log.applied, 1) + _NODE_BYTES * (new_rows + 1)
         needed += _index.space_needed(group, log)
+    return todo, needed, to_fold
+
+
+def fold_file(
+    f: h5py.File,
+    logs: dict[tuple[str, ...], DatasetLog] | None = None,
+    *,
+    tally: Tally | None = None,
+) -> int:
+    """Fold every dataset whose log has records beyond its mark; return how many.
+
+    ``logs`` are logs already replayed (by dataset names), reused instead of
+    replaying again.  A log that does not replay to its end (damage, for
+    ``hards-h5 check`` and ``recover``) is left unfolded.  The marks are written
+    after a flush of everything they vouch for.  ``tally``: the fold's progress,
+    in records folded; its total is first set to what has been counted so far
+    plus the records to fold (:meth:`Tally.expect`).
+
+    Raises
+    ------
+    StorageFullError
+        Before anything is written, if the disk has no room for the tree (its
+        JSON texts are copies of the journal's): the tree then waits.
+
+    """
+    todo, needed, to_fold = _to_fold(f, logs or {})
     _layout.check_space(f.filename, needed)
+    if tally is not None:
+        tally.expect(to_fold)
     stamp_root(f)
     blobs_len = int(f[_layout.BLOBS].shape[0])
     marks: list[tuple[h5py.Group, int]] = []
     for group, log in todo:
-        mark = fold_log(group, log, blobs_len=blobs_len)
+        mark = fold_log(group, log, blobs_len=blobs_len, tally=tally)
         _index.update(group, log)  # the column index (store/index.py)
         if mark is not None:
             marks.append((group, mark))
@@ -470,17 +531,17 @@ def tree_problems(group: h5py.Group, log: DatasetLog) -> list[str]:
         return [f"tree marked as folded up to record {mark}, but the log has {log.applied}"]
     if mark == 0 and DATAPOINTS not in group:
         return []  # never folded (a version-1 file, or a live writer's): nothing to compare
-    pending_data, pending_files = log.touched(mark)
-    skip = pending_data | pending_files
+    pending_data, pending_files = log.touched_masks(mark)
+    skip = (pending_data | pending_files).tolist()
     points = group.get(DATAPOINTS)
     problems: list[str] = []
     tree_order = [] if points is None else list(points)
-    folded_names = [n for k, n in enumerate(log.names, start=1) if k not in skip]
+    folded_names = [n for k, n in enumerate(log.names, start=1) if not skip[k]]
     folded = set(folded_names)  # once: built inside the test below, it made check quadratic
     if [n for n in tree_order if n in folded] != folded_names:
         problems.append("datapoint groups missing or out of creation order")
     for node in range(len(log.names) + 1):
-        if node in skip:
+        if skip[node]:
             continue
         if node == _layout.DATASET_NODE:
             obj: h5py.Group | None = group

@@ -66,6 +66,8 @@ MAX_FIXED: Final = 256
 (fast to read; a variable-length string leaks its space in HDF5 when rewritten)."""
 
 _CHUNK = 1 << 14
+_PARSE_ROWS = 1 << 14  # datapoints a rebuild parses at a time (memory: one slice of dicts)
+_PARSE_BYTES = 16 << 20  # ... fewer if their JSON texts are long
 _MIN_CHUNK = 16
 _SAMPLE = 1024  # rows looked at for repeating strings
 _FEW = 16  # repeating strings: at most this many in the sample
@@ -289,14 +291,237 @@ def update(group: h5py.Group, log: DatasetLog) -> None:
     try:
         if isinstance(index, h5py.Dataset) and _append(group, index, log):
             return
-        table = _Columns(_parse(log, 0, len(log.names)))
-        _write(group, log, table, *_arrays(list(log.names), table, None))
+        _rebuild(group, log)
     except (TypeError, ValueError, CorruptFileError) as exc:
         # Data HDF5 cannot hold as a table, or a damaged JSON text ('hards-h5 check'
         # names it): an index of the names only, never a failed close.
         table = _Columns([])
         table.reason = f"cannot be a table ({exc})"
         _write(group, log, table, *_arrays(list(log.names), table, None))
+
+
+class _Keys:
+    """The data keys of some rows as :func:`flatten` nests them, in first-seen order.
+
+    A rebuild learns its columns a slice of rows at a time; this tree, grown by
+    every slice, gives their order as the whole table at once would (a nested
+    key first seen in a later slice still goes next to its siblings).
+    """
+
+    def __init__(self) -> None:
+        self.leaf = False  # a row holds a value here that is not a non-empty dict
+        self.sub: dict[str, _Keys] = {}
+
+    def grow(self, values: list[Any]) -> None:
+        """Add what :func:`flatten` makes of ``values`` (one per row, ``MISSING`` if absent)."""
+        if dict in set(map(type, values)) and any(type(v) is dict and v for v in values):
+            nested = [v if type(v) is dict else None for v in values]
+            if any(not n and v is not _MISSING for n, v in zip(nested, values, strict=True)):
+                self.leaf = True
+            for key in dict.fromkeys(chain.from_iterable(v for v in nested if v)):
+                sub = self.sub.setdefault(key, _Keys())
+                sub.grow([v.get(key, _MISSING) if v else _MISSING for v in nested])
+        else:
+            self.leaf = True
+
+    def names(self, name: str | None = None) -> Iterator[str]:
+        """Yield the column names in the order :func:`flatten` adds them (repeats too).
+
+        ``name``: this node's column name (None: the root, whose keys are the top level).
+        """
+        if self.leaf and name is not None:
+            yield name
+        for key, sub in self.sub.items():
+            yield from sub.names(key if name is None else f"{name}.{key}")
+
+
+class _Stats:
+    """What :func:`_kind` and the string widths need of a column, a slice at a time."""
+
+    def __init__(self) -> None:
+        self.types: set[type] = set()
+        self.low = self.high = 0
+        self.longest = 0  # UTF-8 bytes of the longest string
+        self.nul = False
+        self.null = False
+
+    def add(self, values: list[Any]) -> None:
+        """Take in one slice's values of the column."""
+        types = set(map(type, values))
+        self.null = self.null or type(None) in types
+        types.discard(type(None))
+        types.discard(object)  # (_MISSING)
+        if int in types:
+            ints = [v for v in values if type(v) is int]
+            low, high = min(ints), max(ints)
+            self.low, self.high = (
+                (low, high) if int not in self.types else (min(low, self.low), max(high, self.high))
+            )
+        if str in types:
+            texts = [v for v in values if type(v) is str]
+            self.longest = max(self.longest, *(len(v.encode()) for v in texts))
+            self.nul = self.nul or any("\0" in v for v in texts)
+        self.types |= types
+
+    def kind(self) -> str | None:
+        """Return the column kind, as :func:`_kind` gives it for all the values at once."""
+        in_range = _INT64[0] <= self.low and self.high <= _INT64[1]
+        kinds = {
+            frozenset({int}): "int" if in_range else None,
+            frozenset({float}): "float",
+            frozenset({int, float}): "number" if in_range else None,
+            frozenset({bool}): "bool",
+            frozenset({str}): None if self.longest > MAX_FIXED or self.nul else "str",
+        }
+        return kinds.get(frozenset(self.types))
+
+
+def _slices(log: DatasetLog, count: int) -> list[tuple[int, int]]:
+    """Return the row ranges a rebuild parses one at a time (rows and JSON bytes bounded)."""
+    out, lo, size = [], 0, 0
+    for node in range(1, count + 1):
+        size += len(log.data_json(node))
+        if node - lo >= _PARSE_ROWS or size >= _PARSE_BYTES:
+            out.append((lo, node))
+            lo, size = node, 0
+    if lo < count or not out:
+        out.append((lo, count))
+    return out
+
+
+def _flat(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Return the columns of ``rows`` as :class:`_Columns` flattens them (may raise a clash)."""
+    columns: dict[str, list[Any]] = {}
+    for key in dict.fromkeys(chain.from_iterable(rows)):
+        _flatten(columns, key, [row.get(key, _MISSING) for row in rows])
+    return columns
+
+
+def _learn(
+    rows: list[dict[str, Any]], keys: _Keys, stats: dict[str, _Stats]
+) -> tuple[dict[str, list[Any]], bool]:
+    """Add a slice of rows to ``keys`` and ``stats``; return its columns, whether dotted."""
+    columns = _flat(rows)
+    for key in dict.fromkeys(chain.from_iterable(rows)):
+        keys.sub.setdefault(key, _Keys()).grow([row.get(key, _MISSING) for row in rows])
+    if len(columns) <= MAX_COLUMNS:
+        for name, values in columns.items():
+            stats.setdefault(name, _Stats()).add(values)
+    return columns, _dotted(rows)
+
+
+def _scan(
+    log: DatasetLog, slices: list[tuple[int, int]]
+) -> tuple[_Columns, dict[str, np.dtype[Any]], dict[str, list[Any]] | None] | None:
+    """Learn a rebuild's columns, kinds and field types a slice of rows at a time.
+
+    Returns the table (its ``columns`` empty: the values come in the second pass),
+    the index's fields, and the one slice's columns if there is only one; None if
+    two data keys give one column (the whole table is then built at once, which
+    names the first clash as always).
+    """
+    keys, stats = _Keys(), dict[str, _Stats]()
+    dotted, kept = False, None
+    for lo, hi in slices:
+        try:
+            columns, has_dot = _learn(_parse(log, lo, hi), keys, stats)
+        except _ColumnClashError:
+            return None
+        dotted = dotted or has_dot
+        kept = columns if len(slices) == 1 else None
+        del columns  # (before the next slice is parsed: one slice in memory at a time)
+    table = _Columns([])
+    table.dotted = dotted
+    order = list(dict.fromkeys(keys.names()))
+    if len(order) > MAX_COLUMNS:
+        table.reason = f"{len(order)} columns (more than {MAX_COLUMNS})"
+        order = []
+    width = _width(max((len(n.encode()) for n in log.names), default=1))
+    fields: dict[str, Any] = {NAME_FIELD: h5py.string_dtype("utf-8", width)}
+    for name in order:
+        kind = stats[name].kind()
+        if kind is None or not name or name == NAME_FIELD or "\0" in name or dotted:
+            table.omitted.append(name)
+            continue
+        table.kinds[name] = kind
+        table.has_null = table.has_null or stats[name].null
+        if kind == "str":
+            fields[name] = h5py.string_dtype("utf-8", _width(stats[name].longest))
+        else:
+            fields[name] = {"int": "<i8", "float": "<f8", "number": "<f8", "bool": "?"}[kind]
+    return table, fields, kept
+
+
+def _target(
+    group: h5py.Group, name: str, dtype: np.dtype[Any] | None, count: int
+) -> h5py.Dataset | None:
+    """Return ``group[name]`` ready for ``count`` rows of ``dtype``, as :func:`_put` makes it."""
+    old = group.get(name)
+    if dtype is None:
+        if old is not None:
+            del group[name]
+        return None
+    if isinstance(old, h5py.Dataset) and old.dtype == dtype:
+        chunk = old.chunks[0] if old.chunks else 0
+        if chunk >= _chunk(count) or chunk == _CHUNK:
+            old.resize((count,))
+            return old
+    if old is not None:
+        del group[name]
+    return group.create_dataset(
+        name, shape=(count,), dtype=dtype, maxshape=(None,), chunks=(_chunk(count),)
+    )
+
+
+def _fill(
+    index: h5py.Dataset,
+    mask_set: h5py.Dataset | None,
+    log: DatasetLog,
+    rows: tuple[int, int],
+    *,
+    kinds: dict[str, str],
+    fields: dict[str, Any],
+    kept: dict[str, list[Any]] | None,
+) -> None:
+    """Parse the datapoints of ``rows`` (unless ``kept``) and write their index rows."""
+    lo, hi = rows
+    fit = _Columns([])
+    fit.kinds = kinds
+    if kinds:
+        columns = kept if kept is not None else _flat(_parse(log, lo, hi))
+        fit.columns = {n: columns.get(n, [_MISSING] * (hi - lo)) for n in kinds}
+    table, masks = _arrays(log.names[lo:hi], fit, fields)
+    if hi > lo:
+        index[lo:hi] = table
+        if mask_set is not None and masks is not None:
+            mask_set[lo:hi] = masks
+
+
+def _rebuild(group: h5py.Group, log: DatasetLog) -> None:
+    """Write ``group``'s index anew, a slice of rows at a time (two passes over the JSON).
+
+    The first pass learns the columns, kinds and string widths (as the whole
+    table at once would give them), the second parses each slice again, fills
+    its rows and writes them: memory holds one slice of parsed data, not a
+    million dicts.
+    """
+    count = len(log.names)
+    slices = _slices(log, count)
+    scanned = _scan(log, slices)
+    if scanned is None:
+        table = _Columns(_parse(log, 0, count))
+        _write(group, log, table, *_arrays(list(log.names), table, None))
+        return
+    table, fields, kept = scanned
+    dtype = np.dtype(list(fields.items()))
+    mask_dtype = np.dtype([(n, "?") for n in table.kinds]) if table.kinds else None
+    mask_set = _target(group, INDEX_MASK, mask_dtype, count)
+    index = _target(group, INDEX, dtype, count)
+    assert index is not None  # noqa: S101 - (a dtype given)
+    for lo, hi in slices:
+        _fill(index, mask_set, log, (lo, hi), kinds=table.kinds, fields=fields, kept=kept)
+    columns_meta = [[name.split("."), kind] for name, kind in table.kinds.items()]
+    _set_meta(index, log.applied, table, columns_meta, table.omitted)
 
 
 def _append(group: h5py.Group, index: h5py.Dataset, log: DatasetLog) -> bool:
@@ -310,7 +535,7 @@ def _append(group: h5py.Group, index: h5py.Dataset, log: DatasetLog) -> bool:
         not 0 <= done < log.applied
         or (count > 4 * chunk and chunk != _CHUNK)  # longer chunks: rebuilt (amortised)
         # an indexed datapoint's data changed (the dataset's own, node 0, is not indexed)
-        or any(0 < node <= have for node in log.touched(done)[0])
+        or log.touched_masks(done)[0][1 : have + 1].any()
     ):
         return False
     mask_set = group.get(INDEX_MASK)

@@ -40,6 +40,7 @@ SPILL_ROWS = 16384
 """Pending rows kept in memory before they are appended to the file unasked."""
 SPILL_BYTES = 16 << 20
 """Pending heap bytes kept in memory before they are appended to the file unasked."""
+_TOUCHED_ROWS = 1 << 14  # records DatasetLog.touched_masks reads at a time (69 bytes each)
 
 
 class DatasetLog:
@@ -204,13 +205,27 @@ class DatasetLog:
         """How many of the file's records are committed and replayed."""
         return self._applied
 
-    def touched(self, start: int) -> tuple[set[int], set[int]]:
-        """Return the nodes whose data, and those whose files, records ``[start, applied)`` set."""
-        rows = read_rows(self._records, start, self._applied)
-        kinds, nodes = rows["kind"], rows["node"]
-        data = np.unique(nodes[(kinds == CREATE) | (kinds == DATA)])
-        files = np.unique(nodes[kinds == FILE])
-        return {int(n) for n in data}, {int(n) for n in files}
+    def touched_masks(self, start: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Return which nodes records ``[start, applied)`` gave data, and which files.
+
+        Two boolean arrays indexed by node number (0: the dataset, ``k``: its
+        ``k``-th datapoint), one entry per node.  The records are read a slice at a
+        time, their kind and node only: a fold of a million new datapoints needs a
+        few MB here, not a Python set of a million ints.
+        """
+        size = len(self._state.names) + 1
+        data = np.zeros(size, dtype=bool)
+        files = np.zeros(size, dtype=bool)
+        for lo in range(start, self._applied, _TOUCHED_ROWS):
+            rows = read_rows(self._records, lo, min(lo + _TOUCHED_ROWS, self._applied))
+            kinds, nodes = rows["kind"], rows["node"]
+            if nodes.size and int(nodes.max()) >= size:  # (not after a complete replay)
+                grow = int(nodes.max()) + 1 - size
+                data, files = np.append(data, [False] * grow), np.append(files, [False] * grow)
+                size += grow
+            data[nodes[(kinds == CREATE) | (kinds == DATA)]] = True
+            files[nodes[kinds == FILE]] = True
+        return data, files
 
     @property
     def torn_rows(self) -> int:

@@ -299,13 +299,14 @@ def _rewrite(
         locking=False,
         rdcc_nbytes=_layout.WRITER_CHUNK_CACHE,
     ) as dst:
-        tally = Tally(progress, _layout.total_log_rows(src) if progress else 0)
+        # Rows counted twice: copied, then folded into the tree (corrected by the fold).
+        tally = Tally(progress, 2 * _layout.total_log_rows(src) if progress else 0)
         copier = _Copier(src, dst, report, strict=strict, tally=tally)
         for names, group in _layout.walk_datasets(src):
             report.datapoints += copier.dataset(names, group)
             report.datasets += 1
         dst.flush()
-        _fold.fold_file(dst)  # the tree at rest (after the flush: the records come first)
+        _fold.fold_file(dst, tally=tally)  # the tree at rest (after the flush: records first)
     _layout.fsync_file(dst_path)
     return report
 
@@ -386,16 +387,17 @@ def _format_version(f: h5py.File) -> int | None:
         return None
 
 
-def fold_in_place(path: Path) -> int:
+def fold_in_place(path: Path, progress: Progress | None = None) -> int:
     """Fold the tree at rest of a cleanly closed file in place; return how many datasets.
 
     For ``recover`` of a file it leaves alone (whose last writer may have been a
     live one, which does not fold).  The caller holds the exclusive lock.
+    ``progress``: called with the records folded.
     """
     with h5py.File(
         path, "r+", libver=_layout.LIBVER, locking=False, rdcc_nbytes=_layout.WRITER_CHUNK_CACHE
     ) as f:
-        folded = _fold.fold_file(f)
+        folded = _fold.fold_file(f, tally=Tally(progress, 0))
     _layout.fsync_file(path)
     return folded
 

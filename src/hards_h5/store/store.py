@@ -41,6 +41,7 @@ from hards_h5.store import layout as _layout
 from hards_h5.store import live as _live
 from hards_h5.store import writer_info as _writer_info
 from hards_h5.store.log import DatasetLog, FileRef
+from hards_h5.store.progress import Tally
 
 __all__ = ["Mark", "Store", "attach", "detach"]
 
@@ -97,6 +98,9 @@ class Store:
         self.closed = False
         self.failure: str | None = None  # why the file can no longer be used
         self.pid = os.getpid()  # a forked child inherits this state: see attach()
+        self.fold_tally: Tally | None = None
+        """Progress of the fold at close, for the operation that writes this file
+        (``merge``, ``import``): set by it just before it closes the file."""
 
     def file(self) -> h5py.File:
         """Return the open h5py file.
@@ -330,7 +334,7 @@ class Store:
         if self.live or h5.swmr_mode:
             return
         with self._optional_at_close("writing the HDF5 tree"):
-            _fold.fold_file(h5, self.logs)
+            _fold.fold_file(h5, self.logs, tally=self.fold_tally)
 
     @contextlib.contextmanager
     def _optional_at_close(self, doing: str) -> Iterator[None]:

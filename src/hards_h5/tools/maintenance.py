@@ -14,6 +14,7 @@ from hards_h5.api.nodes import H5Database
 from hards_h5.errors import HARDSError, RecoveryNeededError
 from hards_h5.store import audit as _audit
 from hards_h5.store import layout as _layout
+from hards_h5.store import progress as _progress
 from hards_h5.store.audit import CheckReport
 from hards_h5.store.progress import Progress
 from hards_h5.store.rewrite import (
@@ -49,7 +50,9 @@ def compact(path: str | os.PathLike[str], *, progress: Progress | None = None) -
     path : str or os.PathLike
         The campaign file.
     progress : callable, optional
-        Called as ``progress(done, total)`` in record-log rows.
+        Called as ``progress(done, total)`` in record-log rows: each row counted
+        twice, copied and then folded into the HDF5 tree (the total is corrected
+        when the fold starts).
 
     Returns
     -------
@@ -99,7 +102,9 @@ def recover(
     force : bool
         Rewrite (and back up) the file even when it is closed cleanly and undamaged.
     progress : callable, optional
-        Called as ``progress(done, total)`` in record-log rows.
+        Called as ``progress(done, total)`` in record-log rows: each row counted
+        twice, copied and then folded into the HDF5 tree (the total is corrected
+        when the fold starts).
 
     Returns
     -------
@@ -124,8 +129,11 @@ def recover(
             healthy = CheckReport(path)  # closed cleanly: anything to salvage?
             with open_unlocked(path) as f:
                 _audit.audit(f, healthy, progress)
+                audited = _layout.total_log_rows(f) if progress else 0
             if healthy.ok:
-                fold_in_place(path)  # the tree at rest, if a live writer left it behind
+                # The tree at rest, if a live writer left it behind (its progress
+                # follows the audit's).
+                fold_in_place(path, _progress.after(progress, audited))
                 size = path.stat().st_size
                 return RewriteReport(
                     datasets=healthy.datasets,

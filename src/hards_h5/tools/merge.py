@@ -128,7 +128,9 @@ def merge(
         Seconds to wait for another process's lock on ``output``.
     progress : callable, optional
         Called as ``progress(done, total)`` while the inputs are read and
-        copied (units: record-log rows, each input's counted twice).
+        copied and the output is folded into its HDF5 tree at close (units:
+        record-log rows, each input's counted three times; the total is
+        corrected when the fold starts).
 
     Returns
     -------
@@ -221,6 +223,7 @@ def _merge_into(
         except BaseException:
             out.store.roll_back(mark)  # an existing output is left as it was
             raise
+        out.store.fold_tally = tally  # (the fold at close goes on the same bar)
 
 
 def _names(ds: H5Dataset) -> tuple[str, ...]:
@@ -234,11 +237,11 @@ def _log(db: H5Database, names: tuple[str, ...]) -> DatasetLog:
 
 
 def _total_rows(sources: list[Path]) -> int:
-    """Return the progress total: every source's record rows, read twice (plan, copy)."""
+    """Return the progress total: every source's record rows, thrice (plan, copy, fold)."""
     total = 0
     for src_path in sources:
         with H5Database(src_path, "r") as src:
-            total += 2 * _layout.total_log_rows(src.store.file())
+            total += 3 * _layout.total_log_rows(src.store.file())
     return total
 
 

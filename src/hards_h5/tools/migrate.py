@@ -213,7 +213,9 @@ def import_seed(
     """Read the seed-format directory ``directory`` into a new campaign file ``target``.
 
     Nothing is left behind on failure: the new file is removed.  ``progress``,
-    if given, is called as ``progress(done, total)`` in datapoints.  Children,
+    if given, is called as ``progress(done, total)`` in datapoints, then in the
+    record-log rows folded into the HDF5 tree at close (counted as many as the
+    datapoints until the fold starts and corrects the total).  Children,
     datapoints and files are created in the order of the folder's
     :data:`ORDER_FILE` (written by :func:`export_seed`), then, for names it does
     not list, in sorted name order.
@@ -237,7 +239,7 @@ def import_seed(
         msg = f"{source}: not a hards.filesystem database (no '{_CHILDREN}' folder)"
         raise NotAHardsFileError(msg)
     report = MigrationReport()
-    tally = Tally(progress, _count_seed_datapoints(source) if progress else 0)
+    tally = Tally(progress, 2 * _count_seed_datapoints(source) if progress else 0)
     out = Path(target)
     db = H5Database.create_database(out)
     try:
@@ -259,6 +261,7 @@ def import_seed(
                 walk(child, dataset, own)
 
         walk(source, db, _read_order(source))
+        db.store.fold_tally = tally  # (the fold at close goes on the same bar)
         db.close()
     except BaseException:
         db.close()
