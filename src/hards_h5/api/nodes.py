@@ -614,7 +614,7 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
                             repeat(self._handle),
                             repeat(names),
                             (rows + 1).tolist(),
-                            indexed.names[rows].tolist(),
+                            indexed.names_of(rows),
                         )
                     )
                 continue

@@ -138,7 +138,7 @@ class Search:
             return None
         evaluation = _Evaluation(index)
         try:
-            mask = evaluation.node(self._plan, np.ones(len(index.names), dtype=np.bool_))
+            mask = evaluation.node(self._plan, np.ones(len(index), dtype=np.bool_))
         except _Unsupported:
             return None
         for check, kind in evaluation.met:
@@ -155,7 +155,7 @@ class _Value:
     __slots__ = ("kind", "nested", "scalar", "values")
 
     def __init__(self, index: ColumnIndex, path: tuple[str, ...]) -> None:
-        rows = len(index.names)
+        rows = len(index)
         self.kind: str | None = None
         self.values: np.ndarray[Any, Any] | None = None
         self.scalar: Mask = np.zeros(rows, dtype=np.bool_)
@@ -179,7 +179,7 @@ class _Evaluation:
 
     def __init__(self, index: ColumnIndex) -> None:
         self.index = index
-        self.rows = len(index.names)
+        self.rows = len(index)
         self.values: dict[tuple[str, ...], _Value] = {}
         self.met: list[tuple[_query.TypeCheck, str | None]] = []
 
