@@ -211,6 +211,11 @@ COLUMN_WISE = [
     {"x": {"$ne": math.nan}},
     {"x": {"$in": [0.5, math.inf, "a", None]}},
     {"x": {"$nin": [2**53, True]}},
+    {"x": {"$in": [0.5, 2**53, math.inf, -math.inf, math.nan, 2**53 + 1]}},
+    {"x": {"$in": [2**53 + 1, 0.5]}},  # (2**53 + 1 is no float: not 2.0**53)
+    {"i": {"$in": [3, 2**63 - 1, float(2**53), 2**70, math.nan, "3", False]}},
+    {"b": {"$in": [True, 1, 0.0]}},
+    {"s": {"$nin": ["opt", "é", "", "opt\0", "x" * 300]}},
     {"b": True},
     {"b": 1},
     {"b": {"$gt": False}},

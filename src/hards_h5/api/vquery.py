@@ -49,6 +49,7 @@ _ORDERING: Final[dict[str, Callable[[Any, Any], Any]]] = {
 }
 # The query's kind of a value held by a column of each index kind (_query._KINDS).
 _KIND: Final = {"int": "number", "float": "number", "bool": "boolean", "str": "string"}
+_JSON: Final = {bool, int, float, str, list, dict, type(None)}  # (other operands: per row)
 _DTYPE: Final = {"int": "i", "float": "f", "bool": "b", "str": "S"}
 # $type: the column kinds whose values are of the type (and whether nested dicts are).
 _TYPE: Final[dict[str, tuple[set[str], bool]]] = {
@@ -233,12 +234,7 @@ class _Evaluation:
             return self.regex(value, operand, reached)
         if op in {"$exists", "$type"}:
             return self.kind(value, op, operand)
-        if op in {"$eq", "$ne"}:
-            hits = self.equal(value, operand, reached)
-        else:  # ($in, $nin)
-            hits = self.none()
-            for item in operand:
-                hits |= self.equal(value, item, reached)
+        hits = self.equal(value, [operand] if op in {"$eq", "$ne"} else operand, reached)
         return hits if op in {"$eq", "$in"} else ~hits
 
     def kind(self, value: _Value, op: str, operand: Any) -> Mask:
@@ -249,15 +245,24 @@ class _Evaluation:
         hits = value.scalar if value.kind in kinds else self.none()
         return hits | value.nested if nested and value.nested is not None else hits
 
-    def equal(self, value: _Value, operand: Any, reached: Mask) -> Mask:
-        """Rows whose value ``same_value``-equals ``operand`` (a scalar column's values)."""
-        kind_of = type(operand)
-        if kind_of is dict and value.nested is not None and (reached & value.nested).any():
-            raise _Unsupported  # (a dict compared with nested dicts)
-        if kind_of not in {bool, int, float, str, list, dict, type(None)}:
-            raise _Unsupported
-        hits = None if value.values is None else _equal(value.kind, value.values, operand)
-        return self.none() if hits is None else value.scalar & hits
+    def equal(self, value: _Value, items: list[Any], reached: Mask) -> Mask:
+        """Rows whose value ``same_value``-equals one of ``items`` (``$in``; ``$eq``: one)."""
+        stored = []  # (the items as the column stores them, those it can hold)
+        for item in items:
+            kind_of = type(item)
+            if kind_of not in _JSON:
+                raise _Unsupported
+            if kind_of is dict and value.nested is not None and (reached & value.nested).any():
+                raise _Unsupported  # (a dict compared with nested dicts)
+            same = None if value.values is None else _stored(value.kind, value.values, item)
+            if same is not None:
+                stored.append(same)
+        if not stored or value.values is None:
+            return self.none()
+        if len(stored) == 1:
+            return value.scalar & _mask(value.values == stored[0])
+        members = np.array(stored, dtype=value.values.dtype)
+        return value.scalar & np.isin(value.values, members)
 
     def order(
         self,
@@ -303,31 +308,27 @@ class _Evaluation:
         return hits
 
 
-def _equal(kind: str | None, values: np.ndarray[Any, Any], operand: Any) -> Mask | None:
-    """Where ``values`` (a column of ``kind``) equal ``operand``; None: nowhere."""
-    kind_of = type(operand)
-    if kind_of in {int, float}:
-        return _number_equal(kind, values, operand)
+def _stored(kind: str | None, values: np.ndarray[Any, Any], item: Any) -> Any:
+    """Return the value a column of ``kind`` holds where it equals ``item``, or None.
+
+    None: no value the column can hold equals ``item`` (``same_value``: booleans are
+    not numbers, ints and floats compare exactly, NaN equals nothing; an exact index
+    holds no list, no null, no NUL, no unpaired surrogate).
+    """
+    kind_of = type(item)
     if kind_of is bool:
-        return _mask(values == operand) if kind == "bool" else None
-    # (lists, dicts, null: an exact index has none, only nested dicts)
-    text = _utf8(operand) if kind_of is str and kind == "str" else None
-    if text is None or len(text) > values.dtype.itemsize:
-        return None  # (an exact index holds no NUL, no unpaired surrogate)
-    return _mask(values == text)
-
-
-def _number_equal(kind: str | None, values: np.ndarray[Any, Any], operand: Any) -> Mask | None:
-    """Where ``values`` equal the int or float ``operand``, exactly; None: nowhere."""
-    if kind == "float":
-        number = operand if type(operand) is float else _exact_float(operand)
-        return None if number is None else _mask(values == number)
-    if kind != "int":
-        return None
-    whole = operand if type(operand) is int else _whole(operand)
-    if whole is None or not _INT64[0] <= whole <= _INT64[1]:
-        return None
-    return _mask(values == np.int64(whole))
+        return item if kind == "bool" else None
+    if kind_of is str:
+        text = _utf8(item) if kind == "str" else None
+        return text if text is not None and len(text) <= values.dtype.itemsize else None
+    if kind_of is float and kind == "float":
+        return None if math.isnan(item) else item
+    if kind_of is int and kind == "float":
+        return _exact_float(item)
+    if kind_of in {int, float} and kind == "int":
+        whole = item if kind_of is int else _whole(item)
+        return whole if whole is not None and _INT64[0] <= whole <= _INT64[1] else None
+    return None
 
 
 def _mask(result: Any) -> Mask:
