@@ -16,8 +16,9 @@ ordering operators' type check included:
 - a key that no column holds is missing everywhere (the index is complete).
 
 What is not reproduced exactly falls back (:meth:`Search.rows` returns None, and
-the caller matches the datapoints one by one): an equality with a dict on a key
-holding nested dicts, a ``$regex`` that is not a str, an ordering operand string
+the caller matches the datapoints one by one): an equality (``$eq $ne $in $nin``)
+with a dict where the rows reached hold nested dicts under the key, a ``$regex``
+that is not a str (a compiled pattern), an ordering operand string
 holding NUL or unpaired surrogates, operands of other Python types (tuples, numpy
 scalars), and any index that is not ``exact`` (``for_store(exact=True)`` returns
 none: null values, columns mixing ints and floats, lists, keys left out).
