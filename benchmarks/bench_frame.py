@@ -11,7 +11,7 @@ compares, in one run:
 
 Usage::
 
-    python benchmarks/bench_frame.py [--n 100000] [--seed] [--workdir DIR]
+    python benchmarks/bench_frame.py [--n 100000] [--seed] [--workdir DIR] [--only find frame]
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--seed", action="store_true", help="also measure hards.filesystem")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=5, help="rounds; the best of each is kept")
+    parser.add_argument("--only", nargs="+", default=None, help="measure only these (e.g. find)")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-frame-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -124,13 +125,14 @@ def main() -> None:
         kinds = ["frame", "objects-frame", "find", "objects-find"]
         if label == "seed":
             kinds = ["objects-frame", "objects-find"]
+        kinds = [kind for kind in kinds if args.only is None or kind in args.only]
         results = interleaved(code, path, kinds, args.repeat)
         for kind, r in results.items():
             print(
                 f"  {label:<9} {kind:<14} {r['seconds']:8.3f} s  ({int(r['rows'])} rows; "
                 f"open {r['open']:.3f} s, peak RSS {int(r['rss_mb'])} MB)"
             )
-        if label == "hards-h5":
+        if label == "hards-h5" and args.only is None:
             speedup = results["objects-frame"]["seconds"] / results["frame"]["seconds"]
             print(f"  to_dataframe() vs per-object DataFrame: {speedup:.1f}x faster")
             speedup = results["objects-find"]["seconds"] / results["find"]["seconds"]

@@ -16,6 +16,7 @@ from hards.api import AbstractDatabase, AbstractDatapoint, AbstractDataset
 
 from hards_h5.api import frame as _frame
 from hards_h5.api import query as _query
+from hards_h5.api import vquery as _vquery
 from hards_h5.api.handle import Handle
 from hards_h5.api.names import check_file_name, check_name, is_valid_name
 from hards_h5.errors import (
@@ -596,11 +597,27 @@ class H5Dataset(_Children, _DataAndFiles, AbstractDataset):
         >>> hits = dataset.find({"inside": True, "x": {"$lt": 0.1}})  # doctest: +SKIP
 
         """
-        matches, check_types = _query.compile_checked(spec)
+        search = _vquery.Search(spec)
+        matches, check_types = search.matches, search.check_types
         keys = _query.top_keys(spec)
         out: list[H5Datapoint] = []
         for dataset, names in self._lineage(parents=parents):
             indexed = _index.for_store(self._handle.live(), names, exact=True)
+            rows = None if indexed is None else search.rows(indexed)
+            if rows is not None:  # the filter evaluated column-wise on the index
+                assert indexed is not None  # noqa: S101 - (rows found in it)
+                with _no_gc():
+                    out.extend(
+                        map(
+                            H5Datapoint,
+                            repeat(dataset),
+                            repeat(self._handle),
+                            repeat(names),
+                            (rows + 1).tolist(),
+                            indexed.names_of(rows),
+                        )
+                    )
+                continue
             if indexed is not None:  # the column index: no journal to replay and parse
                 out.extend(
                     H5Datapoint(dataset, self._handle, names, node, name)

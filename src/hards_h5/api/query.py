@@ -29,7 +29,14 @@ from typing import Any
 from hards_h5.errors import InvalidFilterError
 from hards_h5.store.codec import same_value
 
-__all__ = ["InvalidFilterError", "compile_checked", "compile_filter", "parse_filter"]
+__all__ = [
+    "InvalidFilterError",
+    "TypeCheck",
+    "compile_checked",
+    "compile_filter",
+    "compile_tracked",
+    "parse_filter",
+]
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 _MISSING = object()
@@ -104,6 +111,10 @@ class _TypeCheck:
             f"{self.operand!r}, but every value of {self.key!r} met in the search is a {kinds} "
             f"(or a list of them), so nothing can match; compare with a {kinds} instead"
         )
+
+
+TypeCheck = _TypeCheck
+"""What an ordering operator met during one search (see :func:`compile_tracked`)."""
 
 
 def _ordered(check: _TypeCheck, op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], bool]:
@@ -242,7 +253,21 @@ def compile_checked(spec: Mapping[str, Any]) -> tuple[Predicate, Callable[[], No
     a number): such a filter can never match, and is a mistake.  Data where some
     values have the operand's type and others do not is fine.
     """
-    checks: list[_TypeCheck] = []
+    predicate, _, check_types = compile_tracked(spec)
+    return predicate, check_types
+
+
+def compile_tracked(
+    spec: Mapping[str, Any],
+) -> tuple[Predicate, list[TypeCheck], Callable[[], None]]:
+    """Like :func:`compile_checked`, plus the ordering operators' checks.
+
+    One :class:`TypeCheck` per ``$gt $gte $lt $lte`` in the filter, in the order
+    the filter lists them (depth first): ``api/vquery.py`` records in them what
+    it compares on a column index, so that the check after the search sees both
+    the datapoints matched one by one and those matched column-wise.
+    """
+    checks: list[TypeCheck] = []
     predicate = _compile(spec, checks)
 
     def check_types() -> None:
@@ -251,7 +276,7 @@ def compile_checked(spec: Mapping[str, Any]) -> tuple[Predicate, Callable[[], No
             if problem is not None:
                 raise InvalidFilterError(problem)
 
-    return predicate, check_types
+    return predicate, checks, check_types
 
 
 def _compile(spec: Mapping[str, Any], checks: list[_TypeCheck]) -> Predicate:

@@ -603,11 +603,28 @@ class ColumnIndex:
     def __init__(
         self, names: np.ndarray[Any, Any], columns: list[tuple[tuple[str, ...], str]]
     ) -> None:
-        self.names = names
+        self._names = names  # (str objects, or UTF-8 bytes decoded when first asked)
         self.columns = columns
         self.arrays: dict[tuple[str, ...], np.ndarray[Any, Any]] = {}
         self.present: dict[tuple[str, ...], np.ndarray[Any, Any]] = {}
         self.exact = False
+
+    @property
+    def names(self) -> np.ndarray[Any, Any]:
+        """The datapoint names, an object array of str (decoded when first asked)."""
+        if self._names.dtype.kind == "S":
+            self._names = _objects(self._names)
+        return self._names
+
+    def __len__(self) -> int:
+        """Return the number of rows (datapoints)."""
+        return len(self._names)
+
+    def names_of(self, rows: np.ndarray[Any, Any]) -> list[str]:
+        """Return the names of the datapoints at ``rows`` (0-based), decoding only those."""
+        names = self._names[rows]
+        out: list[str] = (_texts(names) if names.dtype.kind == "S" else names).tolist()
+        return out
 
     def texts(self, path: tuple[str, ...]) -> np.ndarray[Any, Any]:
         """Return string column ``path`` as an object array of str, None where masked."""
@@ -690,7 +707,7 @@ def read(group: h5py.Group, rows: int, *, exact: bool = False) -> ColumnIndex | 
         return None
     table = index[()]
     columns = [(tuple(path), kind) for path, kind in meta["columns"]]
-    out = ColumnIndex(_objects(table[NAME_FIELD]), columns)
+    out = ColumnIndex(table[NAME_FIELD], columns)
     out.exact = meta["exact"]
     masks = group[INDEX_MASK][()] if columns else None
     for path, _kind in columns:
