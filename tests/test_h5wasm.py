@@ -196,3 +196,41 @@ def test_the_javascript_in_inspect_md_runs_as_written(tmp_path: Path) -> None:
         assert seen["data"] == points.get_datapoint("sample-000002").data
         text = Path(points.get_datapoint("sample-000000").get_file("sample.txt")).read_bytes()
     assert bytes(seen["bytes"]) == text
+
+
+def test_h5wasm_reads_the_column_index_as_a_table(tmp_path: Path) -> None:
+    """The column index is what h5web shows as a table: h5wasm reads its compound rows
+    and mask, and they hold what ``to_dataframe()`` returns (missing values masked)."""
+    path = tmp_path / "campaign.h5"
+    with H5Database.create_database(path) as db:
+        ds = db.create_dataset("scan")
+        for i in range(5):
+            data: dict[str, Any] = {"x": i / 4, "n": i, "ok": i % 2 == 0, "tag": f"é{i}"}
+            if i == 3:
+                del data["n"]  # missing: masked, not a float-cast int
+            ds.create_datapoint(f"p{i}").add_data(data | {"opt": {"lr": 0.1 * i}})
+        frame = ds.to_dataframe()
+    assert NODE is not None
+    run = subprocess.run(
+        [NODE, str(JS_DIR / "read_index.mjs"), str(path), "/datasets/scan"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout)
+    columns = ["x", "n", "ok", "tag", "opt.lr"]
+    assert seen["columns"] == ["datapoint", *columns]
+    assert seen["mask_columns"] == columns
+    for row, (values, present) in enumerate(zip(seen["rows"], seen["mask"], strict=True)):
+        name, *cells = values
+        assert name == frame.index[row]
+        flags = dict(zip(columns, present, strict=True))
+        for column, cell in zip(columns, cells, strict=True):
+            want = frame[column].iloc[row]
+            if column == "n" and row == 3:
+                assert not flags[column]  # the missing value is masked
+                continue
+            assert flags[column]
+            assert cell == (int(want) if column == "ok" else want), (row, column)
