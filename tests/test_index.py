@@ -20,6 +20,7 @@ from hards_h5.api import frame as _frame
 from hards_h5.api import query as _query
 from hards_h5.store import index as _index
 from hards_h5.store import log as _log
+from lineage import write_lineage
 
 
 # ---------------------------------------------------------------- plain h5py
@@ -125,16 +126,6 @@ _TYPED = st.fixed_dictionaries(
 )
 
 
-def _write(path: Path, top: list[dict[str, Any]], sub: list[dict[str, Any]]) -> None:
-    with H5Database.create_database(path) as db:
-        mc = db.create_dataset("mc")
-        for i, data in enumerate(top):
-            mc.create_datapoint(f"t{i}").add_data(data)
-        opt = mc.create_dataset("opt")
-        for i, data in enumerate(sub):
-            opt.create_datapoint(f"p{i}").add_data(data)
-
-
 def _check(path: Path, filters: list[dict[str, Any]]) -> None:
     with H5Database(path, mode="r") as db:
         opt = db.recursively_get_dataset("mc/opt")
@@ -188,7 +179,7 @@ def test_index_agrees_with_data_any_values(
     tmp_path_factory: pytest.TempPathFactory, top: list[dict[str, Any]], sub: list[dict[str, Any]]
 ) -> None:
     path = tmp_path_factory.mktemp("any") / "c.h5"
-    _write(path, top, sub)
+    write_lineage(path, top, sub)
     _check(path, _filters(sub))
 
 
@@ -202,7 +193,7 @@ def test_index_agrees_with_data_typed_values(
     tmp_path_factory: pytest.TempPathFactory, top: list[dict[str, Any]], sub: list[dict[str, Any]]
 ) -> None:
     path = tmp_path_factory.mktemp("typed") / "c.h5"
-    _write(path, top, sub)
+    write_lineage(path, top, sub)
     _check(path, _filters(sub))
 
 
@@ -212,7 +203,7 @@ def _bench_like(path: Path, n: int = 50) -> None:
         {"x": i / 7, "i": i, "tag": "opt", "ok": i % 2 == 0, "opt": {"lr": 0.1}} for i in range(n)
     ]
     data[3] = {"x": float("nan"), "tag": "é"}  # (a stored NaN; missing keys)
-    _write(path, [{"x": 1, "i": 2, "tag": "top"}], data)
+    write_lineage(path, [{"x": 1, "i": 2, "tag": "top"}], data)
 
 
 def test_to_dataframe_and_find_read_the_index_not_the_log(
@@ -453,7 +444,7 @@ def test_columns_of_several_datasets_merge_as_the_journal_gives_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, top: list[Any], sub: list[Any]
 ) -> None:
     path = tmp_path / "c.h5"
-    _write(path, top, sub)
+    write_lineage(path, top, sub)
     with H5Database(path, mode="r") as db:
         want = journal_frame(db.recursively_get_dataset("mc/opt"))
     with H5Database(path, mode="r") as db:
@@ -463,7 +454,7 @@ def test_columns_of_several_datasets_merge_as_the_journal_gives_them(
 
 def test_kinds_that_differ_between_datasets_fall_back_to_the_log(tmp_path: Path) -> None:
     path = tmp_path / "c.h5"
-    _write(path, [{"x": "a", "b": True}], [{"x": 1, "b": 1}])
+    write_lineage(path, [{"x": "a", "b": True}], [{"x": 1, "b": 1}])
     with H5Database(path, mode="r") as db:
         opt = db.recursively_get_dataset("mc/opt")
         got = opt.to_dataframe()

@@ -18,6 +18,7 @@ from hards_h5.api import vquery as _vquery
 from hards_h5.errors import InvalidFilterError
 from hards_h5.store import index as _index
 from hards_h5.store import log as _log
+from lineage import write_lineage
 
 
 # ------------------------------------------------------------ the reference
@@ -133,16 +134,6 @@ _FILTERS = st.recursive(
 )
 
 
-def _write(path: Path, top: list[dict[str, Any]], sub: list[dict[str, Any]]) -> None:
-    with H5Database.create_database(path) as db:
-        mc = db.create_dataset("mc")
-        for i, data in enumerate(top):
-            mc.create_datapoint(f"t{i}").add_data(data)
-        opt = mc.create_dataset("opt")
-        for i, data in enumerate(sub):
-            opt.create_datapoint(f"p{i}").add_data(data)
-
-
 @settings(
     max_examples=150,
     deadline=None,
@@ -162,7 +153,7 @@ def test_column_wise_find_is_the_per_row_find(
     pending: bool,
 ) -> None:
     path = tmp_path_factory.mktemp("vfind") / "c.h5"
-    _write(path, top, sub)
+    write_lineage(path, top, sub)
     # pending: a writer with an unwritten datapoint in mc/opt, whose index is then
     # not used (its datapoints are matched one by one), while mc's still is: the
     # ordering operators' type check adds up what both paths met
@@ -253,7 +244,7 @@ PER_ROW = [
 
 def _file(tmp_path: Path) -> Path:
     path = tmp_path / "c.h5"
-    _write(path, [{"i": 1, "x": 0.25, "s": "top"}], _ROWS)
+    write_lineage(path, [{"i": 1, "x": 0.25, "s": "top"}], _ROWS)
     return path
 
 
