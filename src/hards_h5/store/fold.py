@@ -222,6 +222,14 @@ class _PointText:
 _point_text = _direct(_PointText)
 
 
+_DATA_DIFFERS: Final = "the tree's 'data' attribute differs from the journal"
+
+
+def _tree_text(log: DatasetLog, node: int) -> bytes:
+    """Return the JSON text the tree holds for ``node`` (the journal's; ``{}`` if none)."""
+    return log.data_json(node) or b"{}"
+
+
 def _tracked_gcpl() -> h5py.h5p.PropGCID:
     gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
     gcpl.set_link_creation_order(_ORDER)
@@ -396,14 +404,14 @@ def _fold_node(
         gid, new = group.id, False
     else:
         old = node <= existing  # beyond the groups present, a node's group is new
-        text = None if old or has_files else log.data_json(node) or b"{}"
+        text = None if old or has_files else _tree_text(log, node)
         name = log.names[node - 1].encode()
         made = _point_group(pid, name, old=old, text=text)
         if made is None:
             return
         gid, new = made
     if has_data:
-        _set_text(gid, log.data_json(node).decode() or "{}", new=new)
+        _set_text(gid, _tree_text(log, node).decode(), new=new)
     if has_files:
         _fold_files(h5py.Group(gid), log.files(node), blobs_len)
 
@@ -571,17 +579,17 @@ def _quick_problems(
         read = _point_text(points.id.id, name.encode())
     if read is None or read[1]:
         return None
-    if read[0] != (log.data_json(node) or b"{}"):
-        return [f"{where}: the tree's 'data' attribute differs from the journal"]
+    if read[0] != _tree_text(log, node):
+        return [f"{where}: {_DATA_DIFFERS}"]
     return []
 
 
 def _node_problems(obj: h5py.Group, where: str, log: DatasetLog, node: int) -> list[str]:
     problems = []
-    want = log.data_json(node).decode() or "{}"
+    want = _tree_text(log, node).decode()
     have = obj.attrs.get(ATTR_DATA)  # text, or anything a hand edit left (bytes, an array)
     if not isinstance(have, str) or have != want:
-        problems.append(f"{where}: the tree's 'data' attribute differs from the journal")
+        problems.append(f"{where}: {_DATA_DIFFERS}")
     refs = log.files(node)
     files = obj.get(FILES)
     have = [] if files is None else list(files)
